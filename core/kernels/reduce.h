@@ -1,0 +1,25 @@
+// Reduction kernels: the interface each backend implements.
+#pragma once
+
+#include <vector>
+
+#include "../tensor.h"
+
+namespace lowbit {
+
+enum class ReduceOp : uint8_t { sum, mean, max, min };
+
+// out (the kept axes, contiguous) = op over `axes` of x (f32). For max/min, `index`
+// (i64, out's shape) receives the flat index within the reduced sub-space when defined.
+using ReduceKernel = void(ReduceOp op, const Tensor& x, const std::vector<int64_t>& axes, Tensor& out,
+                          Tensor* index);
+// dx (x's shape, zero-filled here) gets dy at each index recorded by a max/min reduction.
+using ReduceScatterKernel = void(const Tensor& dy, const Tensor& index, const std::vector<int64_t>& axes,
+                                 Tensor& dx);
+
+namespace cpu {
+ReduceKernel reduce;
+ReduceScatterKernel reduce_scatter;
+}  // namespace cpu
+
+}  // namespace lowbit
