@@ -22,8 +22,6 @@ TensorImpl& Tensor::impl() const {
 void Tensor::check_dtype(DType expected, const char* what) const {
   LOWBIT_CHECK(dtype() == expected, std::string("Tensor::") + what, "tensor has dtype ", dtype_name(dtype()),
                ", the access asked for ", dtype_name(expected));
-  LOWBIT_CHECK(device().is_cpu() || std::string(what) != "item", std::string("Tensor::") + what,
-               "host access to a tensor on ", device().str());
 }
 
 int64_t Tensor::size(int64_t axis) const { return shape()[normalize_axis(axis, dim(), "Tensor::size")]; }
@@ -229,8 +227,7 @@ Tensor Tensor::rows(int64_t start, int64_t length) const {
 
 Tensor Tensor::to(DType to_dtype) const {
   if (to_dtype == dtype()) return *this;
-  Tensor y = cast(*this, to_dtype);
-  return y;
+  return cast(*this, to_dtype);
 }
 
 Tensor Tensor::to(Device to_device) const {

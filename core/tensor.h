@@ -85,7 +85,7 @@ class Tensor {
   Tensor contiguous() const { return *this; }  // every tensor is contiguous; kept for familiarity
   Tensor reshape(const Shape& shape) const;    // a view; one axis may be -1
   Tensor flatten(int64_t start_axis = 0, int64_t end_axis = -1) const;
-  Tensor to(DType dtype) const;  // value conversion (f32 -> f32 is a recorded identity)
+  Tensor to(DType dtype) const;  // value conversion, not recorded; the same tensor when dtype matches
   Tensor to(Device device) const;
   // Rows [start, start + length) of axis 0 as a view sharing storage (no gradient).
   Tensor rows(int64_t start, int64_t length) const;
