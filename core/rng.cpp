@@ -1,6 +1,7 @@
 // Philox-4x32-10 and the Generator built on it.
 #include "rng.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace lowbit {
@@ -37,6 +38,42 @@ PhiloxBlock philox4x32(uint64_t key, uint64_t counter_hi, uint64_t counter_lo) {
     k1 += kW1;
   }
   return {c0, c1, c2, c3};
+}
+
+void philox4x32_fill(uint64_t key, uint64_t counter_hi, uint64_t first, int64_t n, uint32_t* out) {
+  constexpr int kLanes = 16;
+  const uint32_t c2i = static_cast<uint32_t>(counter_hi), c3i = static_cast<uint32_t>(counter_hi >> 32);
+  for (int64_t base = 0; base < n; base += kLanes) {
+    const int m = static_cast<int>(std::min<int64_t>(kLanes, n - base));
+    uint32_t c0[kLanes], c1[kLanes], c2[kLanes], c3[kLanes];
+    for (int l = 0; l < kLanes; ++l) {
+      uint64_t ctr = first + static_cast<uint64_t>(base + l);
+      c0[l] = static_cast<uint32_t>(ctr);
+      c1[l] = static_cast<uint32_t>(ctr >> 32);
+      c2[l] = c2i;
+      c3[l] = c3i;
+    }
+    uint32_t k0 = static_cast<uint32_t>(key), k1 = static_cast<uint32_t>(key >> 32);
+    for (int r = 0; r < 10; ++r) {
+      for (int l = 0; l < kLanes; ++l) {
+        uint64_t p0 = static_cast<uint64_t>(kM0) * c0[l], p1 = static_cast<uint64_t>(kM1) * c2[l];
+        uint32_t n0 = static_cast<uint32_t>(p1 >> 32) ^ c1[l] ^ k0, n2 = static_cast<uint32_t>(p0 >> 32) ^ c3[l] ^ k1;
+        c1[l] = static_cast<uint32_t>(p1);
+        c3[l] = static_cast<uint32_t>(p0);
+        c0[l] = n0;
+        c2[l] = n2;
+      }
+      k0 += kW0;
+      k1 += kW1;
+    }
+    for (int l = 0; l < m; ++l) {
+      uint32_t* o = out + 4 * (base + l);
+      o[0] = c0[l];
+      o[1] = c1[l];
+      o[2] = c2[l];
+      o[3] = c3[l];
+    }
+  }
 }
 
 Generator Generator::split(uint64_t id) const {

@@ -14,6 +14,10 @@ using PhiloxBlock = std::array<uint32_t, 4>;
 // The Philox-4x32-10 block function of Salmon et al. (SC'11).
 PhiloxBlock philox4x32(uint64_t key, uint64_t counter_hi, uint64_t counter_lo);
 
+// Blocks for counters [first, first + n) of (key, counter_hi) into out[4 * n], written
+// lane-parallel so the compiler vectorises the rounds (several times faster than n calls).
+void philox4x32_fill(uint64_t key, uint64_t counter_hi, uint64_t first, int64_t n, uint32_t* out);
+
 // Maps 32 random bits to a float in [0, 1) (24 significant bits).
 inline float uint_to_unit(uint32_t x) { return static_cast<float>(x >> 8) * (1.0f / 16777216.0f); }
 
@@ -33,6 +37,8 @@ class Generator {
     return first;
   }
   PhiloxBlock block(uint64_t counter) const { return philox4x32(key(), stream_, counter); }
+  // The blocks of counters [first, first + n) as 4 * n words.
+  void fill(uint64_t first, int64_t n, uint32_t* out) const { philox4x32_fill(key(), stream_, first, n, out); }
 
   // Sequential draws (each consumes one counter value).
   uint32_t next_u32() { return block(reserve(1))[0]; }

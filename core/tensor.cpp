@@ -1,6 +1,7 @@
 // Tensor creation, access, printing, views and autograd entry points.
 #include "tensor.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <iomanip>
@@ -65,10 +66,14 @@ Tensor Tensor::rand(const Shape& shape, Generator& gen, double low, double high)
   uint64_t base = gen.reserve(static_cast<uint64_t>((n + 3) / 4));
   float* p = t.data<float>();
   float lo = static_cast<float>(low), span = static_cast<float>(high - low);
-  parallel_for(n, 1 << 14, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) {
-      PhiloxBlock blk = gen.block(base + static_cast<uint64_t>(i / 4));
-      p[i] = lo + span * uint_to_unit(blk[i % 4]);
+  const int64_t blocks = (n + 3) / 4;
+  parallel_for(blocks, 1 << 12, [&](int64_t b, int64_t e) {
+    uint32_t words[4 * 64];
+    for (int64_t c = b; c < e; c += 64) {
+      int64_t m = std::min<int64_t>(64, e - c);
+      gen.fill(base + static_cast<uint64_t>(c), m, words);
+      int64_t i0 = 4 * c, len = std::min<int64_t>(4 * m, n - i0);
+      for (int64_t j = 0; j < len; ++j) p[i0 + j] = lo + span * uint_to_unit(words[j]);
     }
   });
   return t;
@@ -81,7 +86,13 @@ Tensor Tensor::randn(const Shape& shape, Generator& gen, double mean, double std
   float* p = t.data<float>();
   float m = static_cast<float>(mean), s = static_cast<float>(std);
   parallel_for(n, 1 << 12, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) p[i] = m + s * normal_from_block(gen.block(base + static_cast<uint64_t>(i)));
+    uint32_t words[4 * 64];
+    for (int64_t c = b; c < e; c += 64) {
+      int64_t k = std::min<int64_t>(64, e - c);
+      gen.fill(base + static_cast<uint64_t>(c), k, words);
+      for (int64_t j = 0; j < k; ++j)
+        p[c + j] = m + s * normal_from_block({words[4 * j], words[4 * j + 1], words[4 * j + 2], words[4 * j + 3]});
+    }
   });
   return t;
 }

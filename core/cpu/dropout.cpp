@@ -13,9 +13,11 @@ void dropout(const Tensor& x, Tensor& y, Tensor& mask, const Generator& gen, uin
   float* py = y.data<float>();
   uint8_t* pm = mask.defined() ? mask.data<uint8_t>() : nullptr;
   parallel_for((n + 3) / 4, 1 << 12, [&](int64_t b, int64_t e) {
-    for (int64_t blk = b; blk < e; ++blk) {
-      const PhiloxBlock r = gen.block(base + static_cast<uint64_t>(blk));
-      const int64_t i0 = blk * 4, len = std::min<int64_t>(4, n - i0);
+    uint32_t r[4 * 64];
+    for (int64_t blk = b; blk < e; blk += 64) {
+      const int64_t m = std::min<int64_t>(64, e - blk);
+      gen.fill(base + static_cast<uint64_t>(blk), m, r);
+      const int64_t i0 = blk * 4, len = std::min<int64_t>(4 * m, n - i0);
       // Multiplying by 0 or scale (no branch: keep is a coin flip) also propagates
       // inf/NaN through dropped elements, as torch's x * mask * scale does.
       for (int64_t j = 0; j < len; ++j) {

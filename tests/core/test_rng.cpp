@@ -69,3 +69,15 @@ TEST_CASE("rng: random tensors do not depend on the thread count") {
   REQUIRE(a.to_vector<float>() == c.to_vector<float>());
   REQUIRE(b.to_vector<float>() == d.to_vector<float>());
 }
+
+TEST_CASE("rng: the batched block fill equals one block at a time") {
+  const uint64_t key = 0x1234567890abcdefull, hi = 77;
+  for (uint64_t first : {0ull, 5ull, 0xfffffff0ull}) {  // the last crosses a 32-bit carry
+    std::vector<uint32_t> out(4 * 37);
+    philox4x32_fill(key, hi, first, 37, out.data());
+    for (int64_t i = 0; i < 37; ++i) {
+      PhiloxBlock b = philox4x32(key, hi, first + static_cast<uint64_t>(i));
+      for (int j = 0; j < 4; ++j) REQUIRE(out[static_cast<size_t>(4 * i + j)] == b[static_cast<size_t>(j)]);
+    }
+  }
+}
