@@ -1,4 +1,4 @@
-// Reductions: sum, mean, max/min (with indices); backward beside each forward.
+// Reductions: sum, mean, var, logsumexp, max/min (with indices); backward beside each forward.
 #include "reduce.h"
 
 #include "../autograd.h"
@@ -10,6 +10,7 @@
 namespace lowbit {
 
 LOWBIT_DISPATCH_STUB(ReduceKernel, reduce_stub, cpu::reduce, LOWBIT_CUDA_KERNEL(cuda::reduce));
+LOWBIT_DISPATCH_STUB(VarKernel, var_stub, cpu::var, LOWBIT_CUDA_KERNEL(cuda::var));
 LOWBIT_DISPATCH_STUB(ReduceScatterKernel, reduce_scatter_stub, cpu::reduce_scatter,
                      LOWBIT_CUDA_KERNEL(cuda::reduce_scatter));
 
@@ -76,6 +77,34 @@ Tensor mean(const Tensor& x, const Axes& axes, bool keepdim) {
   for (int64_t a : ax) n *= x.shape()[a];
   return record("mean", y, {x}, [ax, n, xs = x.shape()](const Tensor& dy, Grads& g) {
     g.set(0, expand(keepdim_view(dy, xs, ax), xs) * (1.0 / static_cast<double>(std::max<int64_t>(n, 1))));
+  });
+}
+
+// y = sum((x - m)^2) / (n - c) with m the mean over axes.
+// dx = dy * 2 (x - m) / (n - c)  (the mean's own dependence on x cancels: sum(x - m) = 0).
+Tensor var(const Tensor& x, const Axes& axes, bool keepdim, int64_t correction) {
+  check_f32(x, "var");
+  Axes ax = normalize_axes(axes, x.dim(), "var");
+  Tensor y = Tensor::empty(reduced_shape(x.shape(), ax, keepdim), DType::f32, x.device());
+  const bool grad = needs_grad({x});
+  Tensor m = grad ? Tensor::empty(y.shape(), DType::f32, x.device()) : Tensor();
+  var_stub[x.device()](x, ax, correction, y, grad ? &m : nullptr);
+  int64_t n = 1;
+  for (int64_t a : ax) n *= x.shape()[a];
+  const double div = static_cast<double>(std::max<int64_t>(0, n - correction));
+  return record("var", y, {x}, [x, m, ax, div](const Tensor& dy, Grads& g) {
+    const Shape& xs = x.shape();
+    g.set(0, (x - keepdim_view(m, xs, ax)) * keepdim_view(dy, xs, ax) * (2.0 / div));
+  });
+}
+
+// y = log(sum(exp(x))) over axes.  dx = dy * exp(x - y), i.e. dy times the softmax of x.
+Tensor logsumexp(const Tensor& x, const Axes& axes, bool keepdim) {
+  Axes ax = normalize_axes(axes, x.dim(), "logsumexp");
+  Tensor y = reduce_values(ReduceOp::logsumexp, "logsumexp", x, ax, keepdim, nullptr);
+  return record("logsumexp", y, {x}, [x, y, ax](const Tensor& dy, Grads& g) {
+    const Shape& xs = x.shape();
+    g.set(0, exp(x - keepdim_view(y, xs, ax)) * keepdim_view(dy, xs, ax));
   });
 }
 
