@@ -37,8 +37,10 @@ class AccumulateGrad final : public Node {
     auto leaf = leaf_.lock();
     if (!leaf) return {};
     if (!leaf->grad) {
-      // A fresh buffer: dy may be shared with other gradients, and grads are updated in place.
-      leaf->grad = dy.clone().impl_ptr();
+      // Grads are updated in place (clipping, optimizers), so the leaf needs a buffer of
+      // its own: adopt dy when nothing else references it, copy it otherwise.
+      bool sole_owner = dy.impl_ptr().use_count() == 1 && dy.impl().storage.use_count() == 1 && !dy.grad_fn();
+      leaf->grad = sole_owner ? dy.impl_ptr() : dy.clone().impl_ptr();
     } else {
       Tensor acc(leaf->grad);
       leaf->grad = add(acc, dy).impl_ptr();
