@@ -31,3 +31,8 @@
 #include "layers/module.h"
 #include "layers/pooling.h"
 #include "layers/sequential.h"
+#include "optim/adam.h"
+#include "optim/clip.h"
+#include "optim/optimizer.h"
+#include "optim/schedule.h"
+#include "optim/sgd.h"
