@@ -31,6 +31,7 @@
 #include "layers/module.h"
 #include "layers/pooling.h"
 #include "layers/sequential.h"
+#include "layers/zoo.h"
 #include "optim/adam.h"
 #include "optim/clip.h"
 #include "optim/optimizer.h"
