@@ -8,6 +8,7 @@ packages=(
   libeigen3-dev libopenblas-openmp-dev
   libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev zlib1g-dev
   catch2
+  dataset-fashion-mnist
 )
 # Optional extras: pass --with-bench to also get the PyTorch/numpy anchors used by bench/.
 if [[ "${1:-}" == "--with-bench" ]]; then
