@@ -6,6 +6,7 @@
 #include <iosfwd>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "device.h"
@@ -116,6 +117,9 @@ class Tensor {
 };
 
 std::ostream& operator<<(std::ostream& os, const Tensor& t);
+
+// Named tensors in a meaningful order: a state_dict, a parameter list, a checkpoint section.
+using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
 
 // ---- inline templates ----
 template <class T>

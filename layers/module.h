@@ -11,8 +11,6 @@
 
 namespace lowbit {
 
-// (full name, tensor) in PyTorch's order; the tensors are the module's own (not copies).
-using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
 
 struct ShapeMismatch {
   std::string name;

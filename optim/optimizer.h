@@ -12,9 +12,6 @@
 
 namespace lowbit {
 
-// (name, tensor) pairs, the type Module::named_parameters() returns (the same alias, so
-// both headers may be included together).
-using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
 
 // Parameters whose name matches `match` ('*' any run of characters, dots included; '?' one
 // character) form one group; lr / weight_decay override the optimizer's values when set.
