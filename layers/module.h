@@ -11,7 +11,6 @@
 
 namespace lowbit {
 
-
 struct ShapeMismatch {
   std::string name;
   Shape expected, got;

@@ -12,7 +12,6 @@
 
 namespace lowbit {
 
-
 // Parameters whose name matches `match` ('*' any run of characters, dots included; '?' one
 // character) form one group; lr / weight_decay override the optimizer's values when set.
 struct ParamGroupSpec {
