@@ -9,20 +9,15 @@
 #include <vector>
 
 #include "data/cifar.h"
+#include "support/test_util.h"
 
 using namespace lowbit;
 namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& tag) {
-    path = fs::temp_directory_path() / ("lowbit_cifar_" + tag + "_" + std::to_string(getpid()));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
+struct TempDir : test::TempDir {
+  explicit TempDir(const std::string& tag) : test::TempDir("cifar_" + tag) {}
 };
 
 // n records; record r has label(r) and pixel j = (r + j) % 251.

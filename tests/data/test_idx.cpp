@@ -10,21 +10,15 @@
 #include <vector>
 
 #include "data/idx.h"
+#include "support/test_util.h"
 
 using namespace lowbit;
 namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& tag) {
-    path = fs::temp_directory_path() / ("lowbit_idx_" + tag + "_" + std::to_string(getpid()));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string file(const std::string& name) const { return (path / name).string(); }
+struct TempDir : test::TempDir {
+  explicit TempDir(const std::string& tag) : test::TempDir("idx_" + tag) {}
 };
 
 void put_be(std::vector<uint8_t>& v, uint32_t x) {

@@ -9,8 +9,10 @@
 #include "optim/adam.h"
 #include "optim/clip.h"
 #include "optim/sgd.h"
+#include "support/test_util.h"
 
 using namespace lowbit;
+using test::error_of;
 
 namespace {
 
@@ -82,15 +84,6 @@ Tensor run3(const Options& o) {
     opt.step();
   }
   return p;
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 }  // namespace

@@ -8,19 +8,11 @@
 
 #include "optim/schedule.h"
 #include "optim/sgd.h"
+#include "support/test_util.h"
 
 using namespace lowbit;
+using test::error_of;
 
-namespace {
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
-}  // namespace
 
 TEST_CASE("constant, step and multistep schedules", "[optim]") {
   ConstantLr c;
