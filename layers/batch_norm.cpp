@@ -48,4 +48,11 @@ void BatchNorm2d::check_input(const Tensor& x) const {
   LOWBIT_CHECK(x.dim() == 4, type_name(), "expected 4-D input, got ", shape_str(x.shape()));
 }
 
+void BatchNormBase::reset_running_stats() {
+  if (!running_mean().defined()) return;
+  running_mean().fill_(0.0);
+  running_var().fill_(1.0);
+  num_batches_tracked().fill_(0.0);
+}
+
 }  // namespace lowbit

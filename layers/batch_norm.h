@@ -25,6 +25,10 @@ class BatchNormBase : public Module {
   int64_t num_features() const { return num_features_; }
   double eps() const { return eps_; }
   std::optional<double> momentum() const { return momentum_; }
+  // nullopt: cumulative average. BatchNorm re-estimation switches to it for the pass.
+  void set_momentum(std::optional<double> m) { momentum_ = m; }
+  // running_mean = 0, running_var = 1, num_batches_tracked = 0 (PyTorch's reset_running_stats).
+  void reset_running_stats();
 
  protected:
   virtual void check_input(const Tensor& x) const = 0;

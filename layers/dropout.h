@@ -15,7 +15,7 @@ class Dropout : public Module {
 
   double p() const { return p_; }
   void set_generator(const Generator& gen) { gen_ = gen; }
-  Generator& generator() { return gen_; }  // for checkpointing its position
+  Generator* generator() override { return &gen_; }
 
  private:
   double p_;

@@ -6,8 +6,10 @@
 #include <utility>
 #include <vector>
 
+#include "../core/rng.h"
 #include "../core/shape.h"
 #include "../core/tensor.h"
+#include "training_context.h"
 
 namespace lowbit {
 
@@ -77,6 +79,28 @@ class Module {
   void eval() { train(false); }
   bool is_training() const { return training_; }
   void zero_grad();  // drops every parameter's gradient
+
+  // ---- training hooks (the trainer calls them on every module of the model, pre-order) ----
+  // A penalty added to the loss (already weighted); undefined when there is none.
+  virtual Tensor regularizer() { return Tensor(); }
+  // After each optimizer step, and at the end of each epoch (before evaluation).
+  virtual void on_step(TrainingContext&) {}
+  virtual void on_epoch_end(TrainingContext&) {}
+  // Data-driven initialisation (activation ranges): while any module of the model returns
+  // n > 0, a fresh run first forwards max(n) training batches without gradients (BatchNorm
+  // statistics are restored afterwards), then calls end_calibration() on every module.
+  virtual int64_t calibration_batches() const { return 0; }
+  virtual void end_calibration() {}
+  // After a non-strict load (model.init_from): `missing` lists this module's own entries
+  // (no dots) absent from the checkpoint. Returns those it could not derive from what was
+  // loaded; a quantizer re-derives its scale from its layer's weights and returns none.
+  virtual std::vector<std::string> initialize_missing(const std::vector<std::string>& missing) {
+    return missing;
+  }
+
+  // The module's own random stream (dropout masks, DropBits), or null. The trainer seeds it
+  // from a split of the run's generator named after the module and checkpoints its position.
+  virtual Generator* generator() { return nullptr; }
 
   // ---- checkpoints ----
   // Per module: its parameters, then its persistent buffers, then each child recursively

@@ -137,7 +137,7 @@ TEST_CASE("Dropout drops in training only, from its own generator") {
   for (float v : y.to_vector<float>()) zeros += v == 0.0f;
   REQUIRE(zeros > 220);
   REQUIRE(zeros < 380);
-  REQUIRE(d.generator().offset() > 0);
+  REQUIRE(d.generator()->offset() > 0);
   d.eval();
   REQUIRE(same_values(d.forward(x), x));
   REQUIRE_THROWS_AS(Dropout(1.5), Error);

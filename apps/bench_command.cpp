@@ -1,0 +1,91 @@
+// `lowbit bench`: median training-step time per model, as JSON lines or a table.
+#include <cstdio>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "../core/error.h"
+#include "../layers/zoo.h"
+#include "../train/step_bench.h"
+#include "commands.h"
+
+namespace lowbit::cli {
+
+namespace {
+
+struct BenchArgs {
+  std::string models = "lenet5";
+  StepBenchOptions options;
+  bool json = false;
+};
+
+std::vector<std::string> split_models(const std::string& list) {
+  std::vector<std::string> out;
+  std::stringstream ss(list);
+  std::string item;
+  while (std::getline(ss, item, ','))
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+// Every name is checked before the first model runs, so a typo does not cost a long bench.
+void check_models(const std::vector<std::string>& models, const std::string& list) {
+  LOWBIT_CHECK(!models.empty(), "bench --model", "no model named in '", list, "'");
+  const auto known = model_names();
+  for (const auto& m : models) {
+    bool found = false;
+    for (const auto& k : known) found = found || k == m;
+    if (found) continue;
+    std::string valid;
+    for (const auto& k : known) valid += (valid.empty() ? "" : ", ") + k;
+    throw Error(detail::cat("unknown model '", m, "'; valid models: ", valid), "bench --model");
+  }
+}
+
+void print_table_header() {
+  std::printf("%-10s %6s %7s %10s %10s %10s %10s %9s %s\n", "model", "batch", "threads", "median_ms", "min_ms",
+              "mean_ms", "samples/s", "peak_MiB", "gemm");
+}
+
+void print_table_row(const StepBenchResult& r) {
+  std::printf("%-10s %6lld %7d %10.2f %10.2f %10.2f %10.0f %9.1f %s\n", r.model.c_str(),
+              static_cast<long long>(r.batch), r.threads, r.median_ms, r.min_ms, r.mean_ms, r.samples_per_s,
+              static_cast<double>(r.peak_bytes) / (1 << 20), r.gemm_backend.c_str());
+}
+
+void run_bench(const BenchArgs& a) {
+  const auto models = split_models(a.models);
+  check_models(models, a.models);
+  if (!a.json) print_table_header();
+  for (const auto& m : models) {
+    StepBenchOptions o = a.options;
+    o.model = m;
+    StepBenchResult r = bench_training_step(o);
+    if (a.json)
+      std::printf("%s\n", step_bench_json(r, o).c_str());
+    else
+      print_table_row(r);
+    std::fflush(stdout);
+  }
+}
+
+}  // namespace
+
+void add_bench_command(CLI::App& app) {
+  auto args = std::make_shared<BenchArgs>();
+  CLI::App* cmd = app.add_subcommand(
+      "bench", "Time training steps (zero_grad, forward, cross_entropy, backward, SGD step) on synthetic data");
+  cmd->add_option("--model,--models", args->models, "Zoo model, or a comma-separated list (e.g. mlp,lenet5)")
+      ->capture_default_str();
+  cmd->add_option("--batch", args->options.batch, "Batch size")->capture_default_str();
+  cmd->add_option("--steps", args->options.steps, "Timed steps (the median is reported)")->capture_default_str();
+  cmd->add_option("--warmup", args->options.warmup, "Untimed steps before the timed ones")->capture_default_str();
+  cmd->add_option("--threads", args->options.threads, "Worker threads")->capture_default_str();
+  cmd->add_option("--seed", args->options.seed, "Seed for the weights and the synthetic batch")
+      ->capture_default_str();
+  cmd->add_flag("--json", args->json, "One JSON line per model (the keys of shared/anchors/torch_bench.py)");
+  cmd->callback([args] { run_bench(*args); });
+}
+
+}  // namespace lowbit::cli
