@@ -172,7 +172,10 @@ void Trainer::end_epoch(double epoch_seconds) {
     if (last_eval_.top1 > state_.best_top1) {
       state_.best_top1 = last_eval_.top1;
       state_.best_epoch = e;
-      save_checkpoint((fs::path(run_dir_) / "best.safetensors").string(), *model_, nullptr, state_,
+      TrainState at = state_;
+      at.epoch = e;
+      at.batch = 0;
+      save_checkpoint((fs::path(run_dir_) / "best.safetensors").string(), *model_, nullptr, at,
                       to_yaml(config_), {{"model", config_.model.name}, {"top1", std::to_string(last_eval_.top1)}});
     }
   }
