@@ -1,16 +1,19 @@
-// `lowbit eval CHECKPOINT`: test loss, top-1 and top-5 of saved weights on the config's test split.
+// `lowbit eval CHECKPOINT|EXPORT_DIR`: test loss, top-1 and top-5 on the config's test split.
 #include <cstdio>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "../core/error.h"
 #include "../core/parallel.h"
-#include "../train/checkpoint.h"
+#include "../quant/export.h"
 #include "../train/evaluate.h"
-#include "../train/experiment.h"
+#include "../train/load_model.h"
 #include "commands.h"
 
 namespace lowbit::cli {
 namespace {
+
+namespace fs = std::filesystem;
 
 struct EvalArgs {
   std::string checkpoint, config, data;
@@ -20,31 +23,37 @@ struct EvalArgs {
   bool json = false;
 };
 
+// An export folder (lowbit export) holds config.yaml beside the manifest; its model is the
+// float architecture with the dequantized weights and fixed activation quantizers.
+ModulePtr load_export(const EvalArgs& a, ExperimentConfig& config) {
+  const fs::path dir(a.checkpoint);
+  const fs::path cfg = a.config.empty() ? dir / "config.yaml" : fs::path(a.config);
+  LOWBIT_CHECK(fs::exists(cfg), cfg.string(), "is missing: an export folder needs the config it was trained with",
+               " (lowbit export writes it; or pass --config)");
+  config = load_config(cfg.string(), a.overrides);
+  ExperimentConfig float_config = config;
+  float_config.quant.yaml.clear();
+  Generator gen(config.train.seed);
+  ModulePtr model = make_experiment_model(float_config, gen).model;
+  load_exported_into(*model, a.checkpoint);
+  return model;
+}
+
 void run_eval(const EvalArgs& a) {
-  CheckpointContents ckpt = load_checkpoint(a.checkpoint);
   ExperimentConfig config;
-  if (!a.config.empty()) {
-    config = load_config(a.config, a.overrides);
+  ModulePtr model;
+  if (fs::is_directory(a.checkpoint)) {
+    model = load_export(a, config);
   } else {
-    LOWBIT_CHECK(!ckpt.config_yaml.empty(), a.checkpoint, "has no embedded config (not written by lowbit train)",
-                 "; pass the experiment file with --config");
-    config = load_config_string(ckpt.config_yaml, a.checkpoint + " (embedded config)", a.overrides);
+    TrainedModel t = load_trained_model(a.checkpoint, a.config, a.overrides);
+    config = t.config;
+    model = t.model.model;
   }
   if (!a.data.empty()) config.data.path = a.data;
   if (a.batch > 0) config.train.batch_size = static_cast<int>(a.batch);
   set_num_threads(a.threads > 0 ? a.threads : config.train.threads);
 
   ExperimentData data = make_data(config.data, config.train.seed);
-  Generator gen(config.train.seed);
-  ModulePtr model = make_model(config.model, *data.train, gen);
-  LoadReport report = model->load_state_dict(ckpt.model, /*strict=*/false);
-  std::string problems;
-  for (const auto& n : report.missing) problems += " missing '" + n + "';";
-  for (const auto& n : report.unexpected) problems += " unexpected '" + n + "';";
-  for (const auto& m : report.shape_mismatch)
-    problems += " '" + m.name + "' is " + shape_str(m.got) + ", model wants " + shape_str(m.expected) + ";";
-  LOWBIT_CHECK(problems.empty(), a.checkpoint, "does not fit model '", config.model.name, "':", problems);
-
   LoaderOptions lo;
   lo.batch_size = config.train.batch_size;
   lo.shuffle = false;
@@ -66,10 +75,11 @@ void run_eval(const EvalArgs& a) {
 
 void add_eval_command(CLI::App& app) {
   auto a = std::make_shared<EvalArgs>();
-  CLI::App* cmd = app.add_subcommand("eval", "evaluate a checkpoint on the test split of its dataset");
-  cmd->add_option("checkpoint", a->checkpoint, "a .safetensors file (best.safetensors, last.safetensors, ...)")
+  CLI::App* cmd = app.add_subcommand("eval", "evaluate a checkpoint or an exported model on its test split");
+  cmd->add_option("checkpoint", a->checkpoint,
+                  "a .safetensors file (best.safetensors, ...) or a folder written by lowbit export")
       ->required();
-  cmd->add_option("--config", a->config, "experiment file (default: the config embedded in the checkpoint)");
+  cmd->add_option("--config", a->config, "experiment file (default: the one embedded in the checkpoint)");
   cmd->add_option("--data", a->data, "dataset folder (overrides data.path)");
   cmd->add_option("--set", a->overrides, "override a config key (repeatable)")->type_name("KEY=VALUE");
   cmd->add_option("--batch", a->batch, "evaluation batch size (default: train.batch_size)");

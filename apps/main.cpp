@@ -13,6 +13,9 @@ int main(int argc, char** argv) {
   lowbit::cli::add_eval_command(app);
   lowbit::cli::add_info_command(app);
   lowbit::cli::add_bench_command(app);
+  lowbit::cli::add_sweep_command(app);
+  lowbit::cli::add_report_command(app);
+  lowbit::cli::add_export_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

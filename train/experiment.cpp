@@ -111,6 +111,38 @@ ModulePtr make_model(const ModelConfig& config, const Dataset& dataset, Generato
   return build_model(config.name, opt, gen);
 }
 
+std::vector<ParamGroupSpec> ExperimentModel::param_groups() const {
+  std::vector<ParamGroupSpec> groups;
+  if (!quant.settings.enabled) return groups;
+  for (const auto& pattern : quant.param_group.patterns)
+    groups.push_back({pattern, quant.param_group.lr, quant.param_group.weight_decay});
+  return groups;
+}
+
+ExperimentModel make_experiment_model(const ExperimentConfig& config, const Dataset& dataset, Generator& gen) {
+  ExperimentModel m;
+  QuantSettings settings = parse_quant_config(config.quant.yaml);  // config errors before building
+  m.model = make_model(config.model, dataset, gen);
+  m.quant = quantize_model(*m.model, settings);
+  return m;
+}
+
+ExperimentModel make_experiment_model(const ExperimentConfig& config, Generator& gen) {
+  ExperimentModel m;
+  QuantSettings settings = parse_quant_config(config.quant.yaml);
+  const ModelConfig& c = config.model;
+  ModelOptions opt;
+  opt.in_channels = c.in_channels;
+  opt.image_size = c.image_size;
+  opt.num_classes = c.num_classes;
+  opt.hidden.assign(c.hidden.begin(), c.hidden.end());
+  opt.batch_norm = c.batch_norm;
+  opt.shortcut = c.shortcut.empty() ? 'A' : c.shortcut[0];
+  m.model = build_model(c.name, opt, gen);
+  m.quant = quantize_model(*m.model, settings);
+  return m;
+}
+
 std::unique_ptr<Optimizer> make_optimizer(const OptimConfig& config, NamedTensors params,
                                           const std::vector<ParamGroupSpec>& extra_groups) {
   std::vector<ParamGroupSpec> groups;

@@ -9,6 +9,7 @@
 #include "../layers/module.h"
 #include "../optim/optimizer.h"
 #include "../optim/schedule.h"
+#include "../quant/quantize_model.h"
 #include "config.h"
 
 namespace lowbit {
@@ -30,6 +31,19 @@ void channel_statistics(const Dataset& dataset, std::vector<float>& mean, std::v
 // The zoo model of config.name, with input channels, image size and classes from the dataset
 // unless the config sets them (a disagreement with the dataset is an Error naming the key).
 ModulePtr make_model(const ModelConfig& config, const Dataset& dataset, Generator& gen);
+
+// The model of an experiment: the zoo model (make_model), then the `quant:` section applied
+// (quantize_model; a no-op without one). The quantizer parameter groups come back in `quant`.
+struct ExperimentModel {
+  ModulePtr model;
+  QuantizeResult quant;
+  // Parameter groups for the quantizer parameters (quant.optim), empty when not quantized.
+  std::vector<ParamGroupSpec> param_groups() const;
+};
+ExperimentModel make_experiment_model(const ExperimentConfig& config, const Dataset& dataset, Generator& gen);
+// The same without a dataset: model.in_channels / image_size as configured (a run's config.yaml
+// records the values it trained with; -1 takes the zoo model's default).
+ExperimentModel make_experiment_model(const ExperimentConfig& config, Generator& gen);
 
 // The optimizer of config over `params`; `extra_groups` (quantizer parameters) come after
 // the config's own optim.groups, so the config's groups win where both match.

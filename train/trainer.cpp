@@ -97,6 +97,7 @@ void Trainer::setup(const CheckpointContents* resume_from) {
   LOWBIT_CHECK(config_.train.device == "cpu", "train.device",
                "'", config_.train.device, "' is not available in this build; use cpu");
   set_num_threads(config_.train.threads);
+  parse_quant_config(config_.quant.yaml);  // a bad quant: section fails before the data loads
   const uint64_t seed = config_.train.seed;
   data_ = make_data(config_.data, seed);
   // The resolved config records the normalization in force, so eval and resume reuse it exactly.
@@ -106,11 +107,17 @@ void Trainer::setup(const CheckpointContents* resume_from) {
     n.std.assign(data_.std.begin(), data_.std.end());
     config_.data.normalize = n;
   }
+  // Likewise the input shape, so the model can be rebuilt from config.yaml without the data.
+  const Shape sample = data_.train->sample_shape();
+  if (config_.model.in_channels < 0) config_.model.in_channels = static_cast<int>(sample[0]);
+  if (config_.model.image_size < 0) config_.model.image_size = static_cast<int>(sample[1]);
   Generator init_gen = run_gen_.split("init");
-  model_ = make_model(config_.model, *data_.train, init_gen);
+  ExperimentModel em = make_experiment_model(config_, *data_.train, init_gen);
+  model_ = em.model;
+  quantized_ = em.quant.settings.enabled;
   seed_module_generators(*model_, run_gen_);
   if (fresh_ && !config_.model.init_from.empty()) init_from_checkpoint(config_.model.init_from);
-  optimizer_ = make_optimizer(config_.optim, model_->named_parameters());
+  optimizer_ = make_optimizer(config_.optim, model_->named_parameters(), em.param_groups());
 
   LoaderOptions lo;
   lo.batch_size = config_.train.batch_size;

@@ -90,6 +90,9 @@ class Trainer : public TrainingContext {
   bool train_one_epoch(class StopSignal* signal);  // false when stopped
   void end_epoch(double epoch_seconds);
   void save_last();
+  // quant_report.json in the run directory (every run has one: float layers count 32 bits),
+  // the short form in the log and the bits per layer in the metrics row.
+  void report_quantization(struct EpochMetrics& row);
   double current_lr() const;
   void log(const std::string& line);
 
@@ -109,6 +112,7 @@ class Trainer : public TrainingContext {
   Generator run_gen_;
   int64_t steps_this_process_ = 0;
   bool fresh_ = true;
+  bool quantized_ = false;
   std::string init_report_;  // what model.init_from loaded and derived
 };
 

@@ -5,11 +5,13 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 
 #include "../core/autograd.h"
 #include "../core/ops/elementwise.h"
 #include "../core/ops/loss.h"
 #include "../optim/clip.h"
+#include "../quant/report.h"
 #include "metrics.h"
 #include "progress.h"
 #include "stop_signal.h"
@@ -80,7 +82,10 @@ RunSummary Trainer::fit() {
   summary.best_top1 = state_.best_top1;
   summary.best_epoch = state_.best_epoch;
   summary.seconds = since(start);
-  if (!summary.interrupted) logger_->info("\n" + format_summary(summary, config_));
+  if (!summary.interrupted) {
+    if (quantized_) logger_->info("\n" + quant_report(*model_).table());
+    logger_->info("\n" + format_summary(summary, config_));
+  }
   return summary;
 }
 
@@ -179,6 +184,7 @@ void Trainer::end_epoch(double epoch_seconds) {
                       to_yaml(config_), {{"model", config_.model.name}, {"top1", std::to_string(last_eval_.top1)}});
     }
   }
+  if (evaluate_now) report_quantization(m);
   line += detail::cat("  lr ", fmt("%.3g", m.lr), "  ", Progress::format_duration(epoch_seconds), "  ",
                       static_cast<int64_t>(m.samples_per_s), " samples/s");
   log(line);
@@ -188,6 +194,21 @@ void Trainer::end_epoch(double epoch_seconds) {
   state_.epoch_loss_sum = state_.epoch_seconds = 0;
   state_.epoch_correct = state_.epoch_samples = 0;
   save_last();
+}
+
+void Trainer::report_quantization(EpochMetrics& row) {
+  QuantModelReport r = quant_report(*model_);
+  const std::string path = (fs::path(run_dir_) / "quant_report.json").string();
+  {
+    std::ofstream out(path + ".tmp", std::ios::trunc);
+    out << r.to_json();
+    LOWBIT_CHECK(out.good(), path, "cannot write the quantization report");
+  }
+  fs::rename(path + ".tmp", path);
+  if (!quantized_) return;
+  log("quant: " + r.short_line());
+  for (const auto& [name, bits] : r.bits_map()) row.extra[name] = bits;
+  row.extra["avg_weight_bits"] = r.avg_weight_bits;
 }
 
 std::string format_summary(const RunSummary& s, const ExperimentConfig& c) {

@@ -24,15 +24,14 @@ namespace {
 
 ExperimentConfig synthetic_config(const std::string& model = "mlp", int epochs = 2) {
   std::string yaml = R"(
-model: {name: MODEL, hidden: [32], batch_norm: true}
 data: {dataset: synthetic, synthetic: {train_size: 320, test_size: 96}}
 optim: {name: adam, lr: 3.0e-3}
 schedule: {name: cosine, warmup_epochs: 1, warmup_start_factor: 0.1}
-train: {epochs: EPOCHS, batch_size: 32, seed: 7, threads: 2}
+train: {batch_size: 32, seed: 7, threads: 2}
 )";
-  yaml.replace(yaml.find("MODEL"), 5, model);
-  yaml.replace(yaml.find("EPOCHS"), 6, std::to_string(epochs));
-  return load_config_string(yaml, "synthetic.yaml");
+  return load_config_string(yaml, "synthetic.yaml",
+                            {"model={name: " + model + ", hidden: [32], batch_norm: true}",
+                             "train.epochs=" + std::to_string(epochs)});
 }
 
 TrainerOptions quiet(const std::string& dir, int64_t stop_after = -1) {

@@ -1,0 +1,61 @@
+// `lowbit report RUN_DIR|CHECKPOINT`: the per-layer quantization table and the model-size totals.
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "../core/error.h"
+#include "../quant/report.h"
+#include "../train/load_model.h"
+#include "commands.h"
+
+namespace lowbit::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct ReportArgs {
+  std::string target, config, output;
+  bool json = false;
+};
+
+void run_report(const ReportArgs& a) {
+  // A run directory reports its best checkpoint (its last if it has no best yet).
+  std::string checkpoint = a.target;
+  if (fs::is_directory(a.target)) {
+    checkpoint = (fs::path(a.target) / "best.safetensors").string();
+    if (!fs::exists(checkpoint)) checkpoint = (fs::path(a.target) / "last.safetensors").string();
+    LOWBIT_CHECK(fs::exists(checkpoint), a.target, "holds no best.safetensors or last.safetensors");
+  }
+  TrainedModel t = load_trained_model(checkpoint, a.config);
+  QuantModelReport r = quant_report(*t.model.model);
+  const std::string out = !a.output.empty() ? a.output
+                          : fs::is_directory(a.target) ? (fs::path(a.target) / "quant_report.json").string()
+                                                       : "";
+  if (!out.empty()) {
+    std::ofstream f(out, std::ios::trunc);
+    f << r.to_json();
+    LOWBIT_CHECK(f.good(), out, "cannot write the report");
+  }
+  if (a.json) {
+    std::printf("%s\n", r.to_json().c_str());
+    return;
+  }
+  std::printf("%s (%s)\n\n%s", checkpoint.c_str(), t.config.model.name.c_str(), r.table().c_str());
+  if (!out.empty()) std::printf("\nwritten to %s\n", out.c_str());
+}
+
+}  // namespace
+
+void add_report_command(CLI::App& app) {
+  auto a = std::make_shared<ReportArgs>();
+  CLI::App* cmd = app.add_subcommand("report", "per-layer bits, scales, grid occupancy and model size");
+  cmd->add_option("target", a->target, "a run directory (its best checkpoint) or a .safetensors checkpoint")
+      ->required();
+  cmd->add_option("--config", a->config, "experiment file for checkpoints without an embedded config");
+  cmd->add_option("-o,--output", a->output,
+                  "write quant_report.json here (default: into the run directory when given one)");
+  cmd->add_flag("--json", a->json, "print the JSON report instead of the table");
+  cmd->callback([a] { run_report(*a); });
+}
+
+}  // namespace lowbit::cli

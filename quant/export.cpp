@@ -1,0 +1,278 @@
+// Export of a quantized model (packed codes + manifest + safetensors) and loading it back.
+#include "export.h"
+
+#include <zlib.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "../core/autograd.h"
+#include "../core/safetensors.h"
+#include "ste_uniform.h"
+#include "qlinear.h"
+#include "quantize_model.h"
+
+namespace lowbit {
+
+namespace {
+
+constexpr int kFormatVersion = 1;
+const char* kManifest = "manifest.json";
+const char* kBlob = "weights.bin";
+const char* kFloats = "tensors.safetensors";
+
+bool inside_quantizer(const std::string& n) {
+  return n.find(".wq.") != std::string::npos || n.find(".aq.") != std::string::npos || n.rfind("wq.", 0) == 0 ||
+         n.rfind("aq.", 0) == 0;
+}
+
+std::string weight_name(const std::string& layer) { return layer.empty() ? "weight" : layer + ".weight"; }
+
+uint32_t crc_of(const uint8_t* p, size_t n) {
+  return static_cast<uint32_t>(crc32(0L, reinterpret_cast<const Bytef*>(p), static_cast<uInt>(n)));
+}
+
+// Codes -> bits LSB-first (see export.h).
+std::vector<uint8_t> pack(const Tensor& codes, int bits) {
+  const int64_t n = codes.numel();
+  std::vector<uint8_t> out(static_cast<size_t>((n * bits + 7) / 8), 0);
+  const int32_t* c = codes.data<int32_t>();
+  const uint32_t mask = bits == 32 ? ~0u : ((1u << bits) - 1);
+  for (int64_t i = 0; i < n; ++i) {
+    const uint32_t v = static_cast<uint32_t>(c[i]) & mask;
+    for (int j = 0; j < bits; ++j)
+      if (v >> j & 1u) {
+        const int64_t bit = i * bits + j;
+        out[static_cast<size_t>(bit / 8)] |= static_cast<uint8_t>(1u << (bit % 8));
+      }
+  }
+  return out;
+}
+
+Tensor unpack(const uint8_t* p, const Shape& shape, int bits, bool is_signed) {
+  Tensor codes = Tensor::empty(shape, DType::i32);
+  int32_t* c = codes.data<int32_t>();
+  for (int64_t i = 0, n = codes.numel(); i < n; ++i) {
+    uint32_t v = 0;
+    for (int j = 0; j < bits; ++j) {
+      const int64_t bit = i * bits + j;
+      v |= static_cast<uint32_t>(p[bit / 8] >> (bit % 8) & 1u) << j;
+    }
+    if (is_signed && (v >> (bits - 1) & 1u)) v |= ~((1u << bits) - 1);  // sign-extend
+    c[i] = static_cast<int32_t>(v);
+  }
+  return codes;
+}
+
+// An exported activation quantizer: a fixed uniform grid (eval-only in spirit; trains as STE).
+class ExportedActQuantizer : public Quantizer {
+ public:
+  ExportedActQuantizer(const QuantSpec& spec, GridRange range, float alpha)
+      : Quantizer(spec, "ExportedActQuantizer"), range_(range) {
+    register_buffer("alpha", Tensor::scalar(alpha));
+    set_signed(range.qmin < 0);
+    mark_initialized(true);
+  }
+  void init_from(const Tensor&) override {}
+  Tensor step() const override { return buffer("alpha"); }
+  GridRange range() const override { return range_; }
+
+ protected:
+  Tensor quantize(const Tensor& x) override {
+    return CustomFunction::apply<SteUniformSte>({x}, buffer("alpha"), range_);
+  }
+
+ private:
+  GridRange range_;
+};
+
+nlohmann::json read_manifest(const std::string& path) {
+  std::ifstream in(path);
+  LOWBIT_CHECK(in.good(), path, "cannot open the export manifest");
+  nlohmann::json j;
+  try {
+    in >> j;
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(std::string("corrupt manifest (not valid JSON): ") + e.what(), path);
+  }
+  LOWBIT_CHECK(j.is_object() && j.value("format", "") == "lowbit-export", path,
+               "not a lowbit export manifest (format is not \"lowbit-export\")");
+  LOWBIT_CHECK(j.contains("version") && j["version"].is_number_integer(), path, "manifest has no integer version");
+  const int v = j["version"].get<int>();
+  LOWBIT_CHECK(v >= 1 && v <= kFormatVersion, path, "manifest version ", v, " is not supported (this build reads 1..",
+               kFormatVersion, ")");
+  LOWBIT_CHECK(j.contains("tensors") && j["tensors"].is_array() && j.contains("activations") &&
+                   j["activations"].is_array() && j.contains("blob_bytes") && j["blob_bytes"].is_number_unsigned(),
+               path, "manifest lacks tensors, activations or blob_bytes");
+  return j;
+}
+
+}  // namespace
+
+void export_quantized(Module& root, const std::string& dir) {
+  NoGradGuard guard;
+  std::filesystem::create_directories(dir);
+  const std::string blob_path = (std::filesystem::path(dir) / kBlob).string();
+  nlohmann::json manifest;
+  manifest["format"] = "lowbit-export";
+  manifest["version"] = kFormatVersion;
+  manifest["blob"] = kBlob;
+  manifest["floats"] = kFloats;
+  manifest["packing"] = "codes of `bits` bits, two's complement when signed, LSB first within bytes, "
+                        "each tensor on a byte boundary";
+  nlohmann::json tensors = nlohmann::json::array(), acts = nlohmann::json::array();
+  std::vector<uint8_t> blob;
+  std::set<std::string> packed;
+  for (const auto& q : quantized_layers(root)) {
+    if (q.wq) {
+      Tensor w = q.layer->parameter("weight");
+      IntTensor it = q.wq->export_int(w);
+      LOWBIT_CHECK(it.bits >= 1 && it.bits <= 16, "export_quantized", weight_name(q.name), ": ", it.bits,
+                   " bits cannot be packed");
+      {
+        const int64_t lo = it.is_signed ? -(int64_t{1} << (it.bits - 1)) : 0;
+        const int64_t hi = it.is_signed ? (int64_t{1} << (it.bits - 1)) - 1 : (int64_t{1} << it.bits) - 1;
+        for (int32_t c : it.codes.to_vector<int32_t>())
+          LOWBIT_CHECK(c >= lo && c <= hi, "export_quantized", weight_name(q.name), ": code ", c,
+                       " does not fit ", it.bits, it.is_signed ? " signed" : " unsigned", " bits");
+      }
+      std::vector<uint8_t> bytes = pack(it.codes, it.bits);
+      nlohmann::json e;
+      e["name"] = weight_name(q.name);
+      e["method"] = q.wq->spec().method;
+      e["shape"] = w.shape();
+      e["bits"] = it.bits;
+      e["signed"] = it.is_signed;
+      if (it.codebook.defined())
+        e["codebook"] = it.codebook.to_vector<float>();
+      else
+        e["scale"] = it.scale.to_vector<float>();
+      e["offset"] = blob.size();
+      e["length"] = bytes.size();
+      e["crc32"] = crc_of(bytes.data(), bytes.size());
+      blob.insert(blob.end(), bytes.begin(), bytes.end());
+      tensors.push_back(e);
+      packed.insert(weight_name(q.name));
+    }
+    if (q.aq) {
+      LOWBIT_CHECK(q.aq->initialized(), "export_quantized", "the activation quantizer of layer '", q.name,
+                   "' is not calibrated; run a calibration pass (or train) first");
+      GridRange r = q.aq->range();
+      std::vector<float> a = q.aq->step().to_vector<float>();
+      LOWBIT_CHECK(a.size() == 1, "export_quantized", "layer '", q.name, "': per-channel activation scales are not exportable");
+      acts.push_back({{"layer", q.name}, {"method", q.aq->spec().method}, {"bits", q.aq->bits()},
+                      {"signed", r.qmin < 0}, {"qmin", r.qmin}, {"qmax", r.qmax}, {"scale", a[0]}});
+    }
+  }
+  manifest["blob_bytes"] = blob.size();
+  manifest["tensors"] = tensors;
+  manifest["activations"] = acts;
+
+  NamedTensors floats;
+  for (const auto& [name, t] : root.state_dict())
+    if (!inside_quantizer(name) && !packed.count(name)) floats.emplace_back(name, t.detach().to(Device::cpu()));
+  save_safetensors((std::filesystem::path(dir) / kFloats).string(), floats, {{"format", "lowbit-export"}});
+  {
+    std::ofstream out(blob_path, std::ios::binary | std::ios::trunc);
+    out.write(reinterpret_cast<const char*>(blob.data()), static_cast<std::streamsize>(blob.size()));
+    LOWBIT_CHECK(out.good(), blob_path, "write failed");
+  }
+  // The manifest last: a directory with a manifest holds a complete export.
+  const std::string mpath = (std::filesystem::path(dir) / kManifest).string();
+  std::ofstream out(mpath, std::ios::trunc);
+  out << manifest.dump(2) << "\n";
+  LOWBIT_CHECK(out.good(), mpath, "write failed");
+}
+
+NamedTensors load_exported(const std::string& dir) {
+  const std::string mpath = (std::filesystem::path(dir) / kManifest).string();
+  const std::string bpath = (std::filesystem::path(dir) / kBlob).string();
+  nlohmann::json m = read_manifest(mpath);
+  std::ifstream in(bpath, std::ios::binary);
+  LOWBIT_CHECK(in.good(), bpath, "cannot open the export blob");
+  std::vector<uint8_t> blob((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const uint64_t expected = m["blob_bytes"].get<uint64_t>();
+  LOWBIT_CHECK(blob.size() == expected, bpath, "blob is ", blob.size(), " bytes, the manifest says ", expected,
+               " (truncated or replaced)");
+
+  NamedTensors out;
+  SafetensorsFile floats = load_safetensors((std::filesystem::path(dir) / kFloats).string());
+  for (auto& [name, t] : floats.tensors) out.emplace_back(name, t);
+  for (size_t i = 0; i < m["tensors"].size(); ++i) {
+    const auto& e = m["tensors"][i];
+    const std::string label = e.is_object() && e.contains("name") && e["name"].is_string()
+                                  ? e["name"].get<std::string>()
+                                  : "tensors[" + std::to_string(i) + "]";
+    try {
+      LOWBIT_CHECK(e.is_object(), mpath, label, ": not an object");
+      Shape shape = e.at("shape").get<Shape>();
+      for (int64_t d : shape) LOWBIT_CHECK(d >= 0, mpath, label, ": negative dimension");
+      const int bits = e.at("bits").get<int>();
+      LOWBIT_CHECK(bits >= 1 && bits <= 16, mpath, label, ": bits ", bits, " outside 1..16");
+      const bool is_signed = e.at("signed").get<bool>();
+      const uint64_t offset = e.at("offset").get<uint64_t>(), length = e.at("length").get<uint64_t>();
+      const int64_t n = numel(shape);
+      LOWBIT_CHECK(length == static_cast<uint64_t>((n * bits + 7) / 8), mpath, label, ": length ", length,
+                   " does not hold ", n, " codes of ", bits, " bits");
+      LOWBIT_CHECK(offset <= blob.size() && length <= blob.size() - offset, bpath, label, ": bytes [", offset, ", ",
+                   offset + length, ") lie outside the blob of ", blob.size(), " bytes");
+      LOWBIT_CHECK(crc_of(blob.data() + offset, length) == e.at("crc32").get<uint32_t>(), bpath, label,
+                   ": checksum mismatch (the blob is corrupt)");
+      IntTensor it;
+      it.bits = bits;
+      it.is_signed = is_signed;
+      it.codes = unpack(blob.data() + offset, shape, bits, is_signed);
+      if (e.contains("codebook")) {
+        it.codebook = Tensor::from_vector(e["codebook"].get<std::vector<float>>());
+        LOWBIT_CHECK(it.codebook.numel() == (int64_t{1} << bits), mpath, label, ": codebook needs 2^bits entries");
+      } else {
+        std::vector<float> s = e.at("scale").get<std::vector<float>>();
+        LOWBIT_CHECK(s.size() == 1 || (!shape.empty() && static_cast<int64_t>(s.size()) == shape[0]), mpath, label,
+                     ": ", s.size(), " scales for shape ", shape_str(shape));
+        it.scale = s.size() == 1 ? Tensor::scalar(s[0]) : Tensor::from_vector(s);
+      }
+      out.emplace_back(label, it.dequantize());
+    } catch (const nlohmann::json::exception& ex) {
+      throw Error(label + ": malformed entry: " + ex.what(), mpath);
+    }
+  }
+  return out;
+}
+
+void load_exported_into(Module& float_model, const std::string& dir) {
+  const std::string mpath = (std::filesystem::path(dir) / kManifest).string();
+  NamedTensors tensors = load_exported(dir);
+  nlohmann::json m = read_manifest(mpath);
+  std::map<std::string, Module*> modules;
+  for (auto& [name, mod] : float_model.named_modules()) modules[name] = mod;
+  for (const auto& a : m["activations"]) {
+    try {
+      const std::string layer = a.at("layer").get<std::string>();
+      auto it = modules.find(layer);
+      LOWBIT_CHECK(it != modules.end(), mpath, "activation quantizer of layer '", layer, "': no such layer in the model");
+      QuantSpec spec;
+      spec.method = a.at("method").get<std::string>();
+      spec.role = QuantRole::activation;
+      spec.bits = a.at("bits").get<int>();
+      LOWBIT_CHECK(spec.bits >= 1 && spec.bits <= 16, mpath, layer, ": bits outside 1..16");
+      spec.is_signed = a.at("signed").get<bool>();
+      GridRange r{a.at("qmin").get<int64_t>(), a.at("qmax").get<int64_t>()};
+      const float alpha = a.at("scale").get<float>();
+      LOWBIT_CHECK(r.qmin <= 0 && r.qmax >= 0 && alpha > 0, mpath, layer, ": invalid grid or scale");
+      attach_quantizers(*it->second, nullptr, std::make_shared<ExportedActQuantizer>(spec, r, alpha));
+    } catch (const nlohmann::json::exception& ex) {
+      throw Error(std::string("malformed activation entry: ") + ex.what(), mpath);
+    }
+  }
+  LoadReport rep = float_model.load_state_dict(tensors, false);
+  std::string problems;
+  for (const auto& n : rep.missing)
+    if (!inside_quantizer(n)) problems += " missing " + n + ";";
+  for (const auto& n : rep.unexpected) problems += " unexpected " + n + ";";
+  for (const auto& s : rep.shape_mismatch) problems += " shape of " + s.name + ";";
+  LOWBIT_CHECK(problems.empty(), dir, "the export does not fit the model:", problems);
+}
+
+}  // namespace lowbit

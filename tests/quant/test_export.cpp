@@ -1,0 +1,147 @@
+// Tests of export: packed codes round trip, exported eval == fake-quantized eval bit for bit, corrupt files.
+#include <catch2/catch.hpp>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include "core/autograd.h"
+#include "layers/zoo.h"
+#include "quant/export.h"
+#include "quant/quantize_model.h"
+#include "support/test_util.h"
+
+using namespace lowbit;
+using lowbit::test::error_of;
+
+namespace {
+
+ModulePtr lenet(uint64_t seed) {
+  Generator g(seed);
+  ModelOptions o;
+  o.batch_norm = true;
+  return build_model("lenet5", o, g);
+}
+
+Tensor images(int64_t n, uint64_t seed) {
+  Generator g(seed);
+  return Tensor::rand({n, 1, 28, 28}, g);
+}
+
+void calibrate(Module& root, const Tensor& x) {
+  {
+    NoGradGuard guard;
+    root.forward(x);
+  }
+  for (auto& [name, m] : root.named_modules()) m->end_calibration();
+}
+
+bool bit_equal(const Tensor& a, const Tensor& b) {
+  return a.shape() == b.shape() && std::memcmp(a.raw_data(), b.raw_data(), a.nbytes()) == 0;
+}
+
+bool has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+std::string read(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+void write(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << text;
+}
+
+// A trained-looking quantized lenet5 (with BatchNorm) in eval mode and a batch.
+ModulePtr quantized_lenet(const std::string& config) {
+  ModulePtr net = lenet(21);
+  quantize_model(*net, config);
+  calibrate(*net, images(8, 1));
+  net->eval();
+  return net;
+}
+
+}  // namespace
+
+TEST_CASE("export: the exported model's eval forward equals the fake-quantized one bit for bit", "[quant][export]") {
+  for (const std::string config :
+       {"method: lsq\nweight_bits: 3\nact_bits: 3\nper_channel: true\noverrides: [{match: '0', act_bits: 32}]",
+        "method: ste_uniform\nweight_bits: 2\nact_bits: 4\noverrides: [{match: '11', weight_bits: 8}]",
+        "method: lsq\nweight_bits: 5\nact_bits: 32\noverrides: [{match: '4', weight_bits: 32}]"}) {
+    INFO(config);
+    test::TempDir dir("quantfw_export");
+    ModulePtr net = quantized_lenet(config);
+    Tensor x = images(3, 2);
+    Tensor y1 = net->forward(x);
+    export_quantized(*net, dir.path.string());
+    ModulePtr plain = lenet(99);  // a float model with other weights
+    load_exported_into(*plain, dir.path.string());
+    plain->eval();
+    Tensor y2 = plain->forward(x);
+    CHECK(bit_equal(y1, y2));
+  }
+}
+
+TEST_CASE("export: packing sizes and dequantized weights", "[quant][export]") {
+  test::TempDir dir("quantfw_pack");
+  ModulePtr net = quantized_lenet("method: ste_uniform\nweight_bits: 3\nact_bits: 8");
+  export_quantized(*net, dir.path.string());
+  int64_t weights = 0;
+  for (const auto& q : quantized_layers(*net)) weights += q.layer->parameter("weight").numel();
+  int64_t expected = 0;
+  for (const auto& q : quantized_layers(*net)) expected += (q.layer->parameter("weight").numel() * 3 + 7) / 8;
+  CHECK(static_cast<int64_t>(std::filesystem::file_size(dir.file("weights.bin"))) == expected);
+  CHECK(expected < weights / 2);
+  NamedTensors t = load_exported(dir.path.string());
+  for (const auto& q : quantized_layers(*net)) {
+    const std::string name = q.name + ".weight";
+    auto it = std::find_if(t.begin(), t.end(), [&](const auto& e) { return e.first == name; });
+    REQUIRE(it != t.end());
+    Tensor w = q.layer->parameter("weight");
+    NoGradGuard guard;
+    CHECK(bit_equal(it->second, q.wq->forward(w)));
+  }
+  // BatchNorm statistics and biases travel as floats.
+  bool bn = false;
+  for (const auto& [n, v] : t) bn = bn || n == "1.running_mean";
+  CHECK(bn);
+}
+
+TEST_CASE("export: corrupt manifest or blob gives an error naming the file and tensor", "[quant][export]") {
+  test::TempDir dir("quantfw_corrupt");
+  ModulePtr net = quantized_lenet("method: lsq\nweight_bits: 2\nact_bits: 2");
+  const std::string d = dir.path.string();
+  export_quantized(*net, d);
+  const std::string manifest = read(dir.file("manifest.json")), blob = read(dir.file("weights.bin"));
+  auto err = [&] { return error_of([&] { load_exported(d); }); };
+  REQUIRE(err() == "(no error)");
+
+  std::string flipped = blob;
+  flipped[flipped.size() / 2] ^= 0x10;
+  write(dir.file("weights.bin"), flipped);
+  std::string e = err();
+  CHECK(has(e, "weights.bin"));
+  CHECK(has(e, ".weight: checksum mismatch"));
+  write(dir.file("weights.bin"), blob.substr(0, blob.size() - 3));
+  CHECK(has(err(), "weights.bin: blob is"));
+  CHECK(has(err(), "truncated"));
+  write(dir.file("weights.bin"), blob);
+
+  write(dir.file("manifest.json"), manifest.substr(0, manifest.size() / 2));
+  CHECK(has(err(), "manifest.json: corrupt manifest (not valid JSON)"));
+  std::string v = manifest;
+  v.replace(v.find("\"version\": 1"), 12, "\"version\": 9");
+  write(dir.file("manifest.json"), v);
+  CHECK(has(err(), "manifest version 9 is not supported"));
+  std::string bits = manifest;
+  bits.replace(bits.find("\"bits\": 2", bits.find("\"tensors\"")), 9, "\"bits\": 3");
+  write(dir.file("manifest.json"), bits);
+  e = err();
+  INFO(e);
+  CHECK(has(e, "0.weight: length"));  // the first quantized weight listed
+  write(dir.file("manifest.json"), manifest);
+  CHECK(err() == "(no error)");
+  // An export of another architecture does not load.
+  Generator g(1);
+  ModulePtr mlp = build_model("mlp", {}, g);
+  CHECK(has(error_of([&] { load_exported_into(*mlp, d); }), "no such layer in the model"));
+}
