@@ -56,6 +56,7 @@ ModulePtr build_lenet5(const ModelOptions& opt, Generator& gen) {
   }
   net->push_back(std::make_shared<Flatten>());
   net->push_back(std::make_shared<Linear>(64 * f * f, 512, true, gen));
+  if (opt.batch_norm) net->push_back(std::make_shared<BatchNorm1d>(512));
   net->push_back(std::make_shared<ReLU>());
   net->push_back(std::make_shared<Linear>(512, opt.num_classes, true, gen));
   return net;
