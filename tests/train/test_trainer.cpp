@@ -231,3 +231,26 @@ TEST_CASE("evaluate: top-k counts", "[train]") {
   REQUIRE(count_topk(logits, labels, 2) == 2);
   REQUIRE(count_topk(logits, labels, 3) == 2);
 }
+
+TEST_CASE("trainer: BatchNorm re-estimation and parameter replacement through the context", "[train]") {
+  test::TempDir tmp("trainer_context");
+  ExperimentConfig c = synthetic_config("lenet5", 1);
+  c.train.bn_recalibration = 3;
+  Trainer t(c, quiet(tmp.file("run")));
+  t.fit();
+  // Re-estimated before the evaluation: a cumulative average over exactly 3 batches.
+  Tensor nbt;
+  for (auto& [name, v] : t.model().state_dict())
+    if (name == "1.num_batches_tracked") nbt = v;
+  REQUIRE(nbt.defined());
+  REQUIRE(nbt.item() == 3);
+  REQUIRE(t.model().is_training());
+
+  // A hook replacing a parameter: the model and the optimizer see the new tensor, fresh state.
+  REQUIRE(t.optimizer().state("0.weight") != nullptr);
+  Tensor w = Tensor::zeros(t.model().named_parameters()[0].second.shape());
+  t.replace_parameter("0.weight", w);
+  REQUIRE(t.optimizer().state("0.weight") == nullptr);
+  REQUIRE(t.optimizer().param("0.weight").raw_data() == t.model().named_parameters()[0].second.raw_data());
+  REQUIRE(t.name_of(*t.model().named_modules()[2].second) == "1");
+}
