@@ -20,6 +20,11 @@ Conv2d::Conv2d(int64_t in_channels, int64_t out_channels, std::array<int64_t, 2>
   if (bias) register_parameter("bias", b);
 }
 
-Tensor Conv2d::forward(const Tensor& x) { return conv2d(x, weight(), bias(), options_); }
+// quant/ attaches children "wq" (weight quantizer) and "aq" (input quantizer) to make a
+// quantized layer in place (typed members of models keep pointing at it); absent, plain float.
+Tensor Conv2d::forward(const Tensor& x) {
+  ModulePtr wq = child("wq"), aq = child("aq");
+  return conv2d(aq ? aq->forward(x) : x, wq ? wq->forward(weight()) : weight(), bias(), options_);
+}
 
 }  // namespace lowbit

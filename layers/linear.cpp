@@ -17,6 +17,11 @@ Linear::Linear(int64_t in_features, int64_t out_features, bool bias, Generator& 
   if (bias) register_parameter("bias", b);
 }
 
-Tensor Linear::forward(const Tensor& x) { return linear(x, weight(), bias()); }
+// quant/ attaches children "wq" (weight quantizer) and "aq" (input quantizer) to make a
+// quantized layer in place (typed members of models keep pointing at it); absent, plain float.
+Tensor Linear::forward(const Tensor& x) {
+  ModulePtr wq = child("wq"), aq = child("aq");
+  return linear(aq ? aq->forward(x) : x, wq ? wq->forward(weight()) : weight(), bias());
+}
 
 }  // namespace lowbit

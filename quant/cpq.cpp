@@ -10,18 +10,33 @@ namespace lowbit {
 
 namespace {
 constexpr float kMinPositive = 1e-8f;
-
-Tensor raw_gradient(const Tensor& raw, const std::vector<double>& d) {
-  std::vector<float> r = raw.detach().to_vector<float>(), g(r.size());
-  for (size_t i = 0; i < r.size(); ++i) g[i] = static_cast<float>(d[i] * sigmoid_scalar(r[i]));
-  return Tensor::from_vector(g, raw.shape());
-}
 }  // namespace
 
-std::vector<float> positive_values(const Tensor& raw) {
+PositiveMap positive_map_of(const QuantSpec& spec) {
+  const std::string m = spec.option_string("positive", "exp");
+  LOWBIT_CHECK(m == "exp" || m == "softplus", "quant.options.positive", "expected exp or softplus, got '", m, "'");
+  return m == "exp" ? PositiveMap::exp : PositiveMap::softplus;
+}
+
+std::vector<float> positive_values(const Tensor& raw, PositiveMap map) {
   std::vector<float> r = raw.detach().to_vector<float>();
-  for (float& v : r) v = std::max(static_cast<float>(softplus(v)), kMinPositive);
+  for (float& v : r)
+    v = std::max(static_cast<float>(map == PositiveMap::exp ? std::exp(static_cast<double>(v)) : softplus(v)),
+                 kMinPositive);
   return r;
+}
+
+double positive_inverse(double v, PositiveMap map) {
+  LOWBIT_CHECK(v > 0 && std::isfinite(v), "positive_inverse", "needs a positive finite value, got ", v);
+  return map == PositiveMap::exp ? std::log(v) : softplus_inverse(v);
+}
+
+Tensor positive_raw_gradient(const Tensor& raw, const std::vector<double>& d, PositiveMap map) {
+  std::vector<float> r = raw.detach().to_vector<float>(), g(r.size());
+  for (size_t i = 0; i < r.size(); ++i)
+    g[i] = static_cast<float>(d[i] * (map == PositiveMap::exp ? std::exp(static_cast<double>(r[i]))
+                                                               : sigmoid_scalar(r[i])));
+  return Tensor::from_vector(g, raw.shape());
 }
 
 CpqArgs MulticlassSte::args() const {
@@ -47,8 +62,8 @@ Tensor MulticlassSte::forward(const std::vector<Tensor>& inputs) {
   LOWBIT_CHECK(x_.dtype() == DType::f32, "multiclass_ste", "expects f32 input, got ", dtype_name(x_.dtype()));
   raw_a_ = inputs[1];
   raw_s_ = inputs[2];
-  alpha_ = positive_values(raw_a_);
-  sigma_ = positive_values(raw_s_);
+  alpha_ = positive_values(raw_a_, setup_.map);
+  sigma_ = positive_values(raw_s_, setup_.map);
   const int64_t channels = static_cast<int64_t>(std::max(alpha_.size(), sigma_.size()));
   LOWBIT_CHECK((alpha_.size() == 1 || static_cast<int64_t>(alpha_.size()) == channels) &&
                    (sigma_.size() == 1 || static_cast<int64_t>(sigma_.size()) == channels),
@@ -95,8 +110,8 @@ std::vector<Tensor> MulticlassSte::backward(const Tensor& dy) {
   cpq_backward(x_.data<float>(), g.data<float>(), x_.numel(), args(), out);
   std::vector<Tensor> grads(has_gates_ ? 4 : 3);
   grads[0] = dx;
-  if (want_a) grads[1] = raw_gradient(raw_a_, da);
-  if (want_s) grads[2] = raw_gradient(raw_s_, ds);
+  if (want_a) grads[1] = positive_raw_gradient(raw_a_, da, setup_.map);
+  if (want_s) grads[2] = positive_raw_gradient(raw_s_, ds, setup_.map);
   if (want_g) {
     std::vector<float> dg(dw.begin(), dw.end());
     grads[3] = Tensor::from_vector(dg, {gate_count_});
@@ -153,8 +168,9 @@ std::vector<float> mse_step(const Tensor& x, GridRange range, int64_t channels) 
 CpqQuantizer::CpqQuantizer(const QuantSpec& spec) : Quantizer(spec, "CpqQuantizer") {
   const int64_t c = spec.channels();
   auto make = [&](double v) { return spec.per_channel && c > 1 ? Tensor::full({c}, v) : Tensor::scalar(v); };
-  register_parameter("alpha_raw", make(softplus_inverse(1.0)));
-  register_parameter("sigma_raw", make(softplus_inverse(1.0 / 3.0)));
+  const PositiveMap map = positive_map_of(spec);
+  register_parameter("alpha_raw", make(positive_inverse(1.0, map)));
+  register_parameter("sigma_raw", make(positive_inverse(1.0 / 3.0, map)));
   if (spec.learn_bits.enabled) {
     LOWBIT_CHECK(spec.learn_bits.max_bits >= 2 && spec.learn_bits.max_bits <= 8, type_name_for_errors(),
                  "learn_bits.max_bits must be in 2..8, got ", spec.learn_bits.max_bits);
@@ -171,7 +187,7 @@ QuantizerCapabilities CpqQuantizer::capabilities() {
   QuantizerCapabilities caps;
   caps.learn_bits = true;
   caps.dropbits = true;
-  caps.options = {"alpha_direct_grad", "sigma_init", "init"};
+  caps.options = {"alpha_direct_grad", "sigma_init", "init", "positive"};
   caps.summary = "logistic-bin categorical, mode forward, multi-class STE backward (CPQ/SRQ), DropBits, learned bits";
   return caps;
 }
@@ -185,7 +201,7 @@ int CpqQuantizer::bits() const {
 }
 
 Tensor CpqQuantizer::step() const {
-  std::vector<float> a = positive_values(parameter("alpha_raw"));
+  std::vector<float> a = positive_values(parameter("alpha_raw"), positive_map_of(spec()));
   // Learned bits in resolution mode: the L-bit grid is every 2^(B-L)-th point of the B-bit one.
   if (spec().learn_bits.enabled && spec().dropbits.mode == DropBitsSpec::Mode::resolution) {
     const float f = std::ldexp(1.0f, grid_bits() - bits());
@@ -194,7 +210,9 @@ Tensor CpqQuantizer::step() const {
   return Tensor::from_vector(a, parameter("alpha_raw").shape());
 }
 
-std::vector<float> CpqQuantizer::sigma_values() const { return positive_values(parameter("sigma_raw")); }
+std::vector<float> CpqQuantizer::sigma_values() const {
+  return positive_values(parameter("sigma_raw"), positive_map_of(spec()));
+}
 
 std::vector<float> CpqQuantizer::gate_values() const {
   return spec().learn_bits.enabled ? eval_gates(parameter("gate_log_alpha")) : std::vector<float>{};
@@ -221,8 +239,8 @@ void CpqQuantizer::init_from(const Tensor& x) {
   const double ratio = spec().option_double("sigma_init", 1.0 / 3.0);
   std::vector<float> ra, rs;
   for (float v : a) {
-    ra.push_back(static_cast<float>(softplus_inverse(v)));
-    rs.push_back(static_cast<float>(softplus_inverse(std::max(v * ratio, 1e-8))));
+    ra.push_back(static_cast<float>(positive_inverse(v, positive_map_of(spec()))));
+    rs.push_back(static_cast<float>(positive_inverse(std::max(v * ratio, 1e-8), positive_map_of(spec()))));
   }
   parameter("alpha_raw").copy_(Tensor::from_vector(ra, parameter("alpha_raw").shape()));
   parameter("sigma_raw").copy_(Tensor::from_vector(rs, parameter("sigma_raw").shape()));
@@ -241,6 +259,7 @@ Tensor CpqQuantizer::quantize(const Tensor& x) {
   MulticlassSte::Setup s;
   s.range = grid_range(grid_bits(), is_signed(), spec().grid);
   s.alpha_direct = spec().option_bool("alpha_direct_grad", true);
+  s.map = positive_map_of(spec());
   std::vector<Tensor> inputs = {x, parameter("alpha_raw"), parameter("sigma_raw")};
   if (is_training() && spec().dropbits.enabled && spec().dropbits.p > 0) {
     const DropBitsSampler& d = sampler();

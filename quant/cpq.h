@@ -15,14 +15,25 @@
 
 namespace lowbit {
 
+// How alpha and sigma are kept positive (option `positive`): exp(raw) (the default: Adam's
+// steps on raw are then relative changes, whatever the tensor's scale) or softplus(raw).
+enum class PositiveMap { exp, softplus };
+PositiveMap positive_map_of(const QuantSpec& spec);
+// alpha (or sigma) as the forward uses it: float(map(raw)), at least 1e-8.
+std::vector<float> positive_values(const Tensor& raw, PositiveMap map);
+// raw such that map(raw) = v.
+double positive_inverse(double v, PositiveMap map);
+// dL/draw from dL/dvalue: d exp(raw) = exp(raw), d softplus(raw) = Sig(raw).
+Tensor positive_raw_gradient(const Tensor& raw, const std::vector<double>& d, PositiveMap map);
+
 // The multi-class straight-through estimator. Inputs {x, alpha_raw, sigma_raw[, gates]}
-// (alpha = softplus(alpha_raw), sigma = softplus(sigma_raw), [] or [C]; gates [L] the nested
+// (alpha = map(alpha_raw), sigma = map(sigma_raw), map exp or softplus, [] or [C]; gates [L] the nested
 // weights of levels 2..L+1, v_k = gates[level(k) - 2], 1 on level 1).
 // Forward: x_hat = alpha * k*, k* the nearest surviving code (the mode of the masked pi).
 // Backward (by convention, not by calculus): the gradient of m = sum_k pi_k sg(g_k), i.e.
 //   dL/dx = dy dm/dx,  dL/dalpha = sum dy (dm/dalpha + [alpha_direct] k*),
 //   dL/dsigma = sum dy dm/dsigma,  dL/dgate_l = sum dy sum_{level(k)=l} dm/dv_k,
-// then through softplus (d alpha / d raw = Sig(raw)). See cpq_kernel.h for dm/dtheta.
+// then through the positive map. See cpq_kernel.h for dm/dtheta.
 class MulticlassSte : public CustomFunction {
  public:
   struct Setup {
@@ -32,6 +43,7 @@ class MulticlassSte : public CustomFunction {
     std::vector<uint8_t> drop_bit;  // per code (empty: no DropBits)
     Tensor elem_mask;               // u8, x's shape (per-element DropBits), or undefined
     uint8_t tensor_mask = 0;
+    PositiveMap map = PositiveMap::exp;
   };
   explicit MulticlassSte(Setup setup) : setup_(std::move(setup)) {}
   std::string name() const override { return "multiclass_ste"; }
@@ -48,13 +60,11 @@ class MulticlassSte : public CustomFunction {
   int64_t gate_count_ = 0;
 };
 
-// alpha (or sigma) as the forward uses it: float(softplus(raw)), at least 1e-8.
-std::vector<float> positive_values(const Tensor& raw);
 
 // Parameters "alpha_raw", "sigma_raw" ([] or [C]) and, with learn_bits, "gate_log_alpha"
 // [max_bits - 1] (levels 2..max_bits). Initialisation: alpha minimises the quantisation MSE of
 // the tensor on the grid (option init: mse | max), sigma = sigma_init * alpha (default 1/3).
-// Options: alpha_direct_grad (default true), sigma_init, init.
+// Options: alpha_direct_grad (default true), sigma_init, init, positive (exp | softplus).
 class CpqQuantizer : public Quantizer {
  public:
   explicit CpqQuantizer(const QuantSpec& spec);

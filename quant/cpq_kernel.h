@@ -73,7 +73,7 @@ struct CpqGradOut {
 };
 void cpq_backward(const float* x, const float* dy, int64_t numel, const CpqArgs& a, const CpqGradOut& out);
 
-// pi over the n codes for one value (scalar reference used by tests, reports and RQ). `v` is
+// pi over the n codes for one value (a scalar reference, used by tests and reports). `v` is
 // the per-code weight (null: all 1). When every surviving mass underflows, pi is one-hot at
 // the nearest surviving code. pi: [n].
 void categorical_probs(float x, float alpha, float sigma, GridRange range, const float* v, float* pi);

@@ -10,9 +10,9 @@
 
 #include "../core/autograd.h"
 #include "../core/safetensors.h"
-#include "ste_uniform.h"
 #include "qlinear.h"
 #include "quantize_model.h"
+#include "ste_uniform.h"
 
 namespace lowbit {
 
@@ -120,8 +120,9 @@ void export_quantized(Module& root, const std::string& dir) {
   manifest["version"] = kFormatVersion;
   manifest["blob"] = kBlob;
   manifest["floats"] = kFloats;
-  manifest["packing"] = "codes of `bits` bits, two's complement when signed, LSB first within bytes, "
-                        "each tensor on a byte boundary";
+  manifest["packing"] =
+      "codes of `bits` bits, two's complement when signed, LSB first within bytes, "
+      "each tensor on a byte boundary";
   nlohmann::json tensors = nlohmann::json::array(), acts = nlohmann::json::array();
   std::vector<uint8_t> blob;
   std::set<std::string> packed;
@@ -135,8 +136,8 @@ void export_quantized(Module& root, const std::string& dir) {
         const int64_t lo = it.is_signed ? -(int64_t{1} << (it.bits - 1)) : 0;
         const int64_t hi = it.is_signed ? (int64_t{1} << (it.bits - 1)) - 1 : (int64_t{1} << it.bits) - 1;
         for (int32_t c : it.codes.to_vector<int32_t>())
-          LOWBIT_CHECK(c >= lo && c <= hi, "export_quantized", weight_name(q.name), ": code ", c,
-                       " does not fit ", it.bits, it.is_signed ? " signed" : " unsigned", " bits");
+          LOWBIT_CHECK(c >= lo && c <= hi, "export_quantized", weight_name(q.name), ": code ", c, " does not fit ",
+                       it.bits, it.is_signed ? " signed" : " unsigned", " bits");
       }
       std::vector<uint8_t> bytes = pack(it.codes, it.bits);
       nlohmann::json e;
@@ -161,9 +162,15 @@ void export_quantized(Module& root, const std::string& dir) {
                    "' is not calibrated; run a calibration pass (or train) first");
       GridRange r = q.aq->range();
       std::vector<float> a = q.aq->step().to_vector<float>();
-      LOWBIT_CHECK(a.size() == 1, "export_quantized", "layer '", q.name, "': per-channel activation scales are not exportable");
-      acts.push_back({{"layer", q.name}, {"method", q.aq->spec().method}, {"bits", q.aq->bits()},
-                      {"signed", r.qmin < 0}, {"qmin", r.qmin}, {"qmax", r.qmax}, {"scale", a[0]}});
+      LOWBIT_CHECK(a.size() == 1, "export_quantized", "layer '", q.name,
+                   "': per-channel activation scales are not exportable");
+      acts.push_back({{"layer", q.name},
+                      {"method", q.aq->spec().method},
+                      {"bits", q.aq->bits()},
+                      {"signed", r.qmin < 0},
+                      {"qmin", r.qmin},
+                      {"qmax", r.qmax},
+                      {"scale", a[0]}});
     }
   }
   manifest["blob_bytes"] = blob.size();
@@ -251,7 +258,8 @@ void load_exported_into(Module& float_model, const std::string& dir) {
     try {
       const std::string layer = a.at("layer").get<std::string>();
       auto it = modules.find(layer);
-      LOWBIT_CHECK(it != modules.end(), mpath, "activation quantizer of layer '", layer, "': no such layer in the model");
+      LOWBIT_CHECK(it != modules.end(), mpath, "activation quantizer of layer '", layer,
+                   "': no such layer in the model");
       QuantSpec spec;
       spec.method = a.at("method").get<std::string>();
       spec.role = QuantRole::activation;

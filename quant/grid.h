@@ -38,7 +38,9 @@ inline float grid_code(float x, float alpha, float qmin, float qmax) {
   return q < qmin ? qmin : (q > qmax ? qmax : q);  // NaN stays NaN; callers reject non-finite input
 }
 // The dequantized value: exactly code * alpha in float.
-inline float grid_value(float x, float alpha, float qmin, float qmax) { return grid_code(x, alpha, qmin, qmax) * alpha; }
+inline float grid_value(float x, float alpha, float qmin, float qmax) {
+  return grid_code(x, alpha, qmin, qmax) * alpha;
+}
 
 // Positive parameters (alpha, sigma) are stored raw and mapped through softplus:
 // alpha = log(1 + exp(raw)); d alpha / d raw = sigmoid(raw). Stable for large |raw|.
@@ -47,8 +49,6 @@ inline double softplus_inverse(double value) {
   LOWBIT_CHECK(value > 0 && std::isfinite(value), "softplus_inverse", "needs a positive finite value, got ", value);
   return value > 20 ? value : std::log(std::expm1(value));
 }
-inline double sigmoid_scalar(double x) {
-  return x >= 0 ? 1 / (1 + std::exp(-x)) : std::exp(x) / (1 + std::exp(x));
-}
+inline double sigmoid_scalar(double x) { return x >= 0 ? 1 / (1 + std::exp(-x)) : std::exp(x) / (1 + std::exp(x)); }
 
 }  // namespace lowbit

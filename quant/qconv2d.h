@@ -9,8 +9,8 @@ namespace lowbit {
 // y = conv2d(aq(x), wq(weight), bias), as QLinear: Conv2d::forward applies the children.
 class QConv2d : public Conv2d {
  public:
-  QConv2d(int64_t in_channels, int64_t out_channels, std::array<int64_t, 2> kernel, Conv2dOptions options,
-          bool bias, QuantizerPtr wq, QuantizerPtr aq, Generator& gen = default_generator());
+  QConv2d(int64_t in_channels, int64_t out_channels, std::array<int64_t, 2> kernel, Conv2dOptions options, bool bias,
+          QuantizerPtr wq, QuantizerPtr aq, Generator& gen = default_generator());
   // Copies the float layer's weight and bias.
   QConv2d(const Conv2d& source, QuantizerPtr wq, QuantizerPtr aq);
 

@@ -6,8 +6,7 @@
 namespace lowbit {
 
 void attach_quantizers(Module& layer, QuantizerPtr wq, QuantizerPtr aq) {
-  LOWBIT_CHECK(!layer.child("wq") && !layer.child("aq"), "attach_quantizers",
-               "the layer already has quantizers");
+  LOWBIT_CHECK(!layer.child("wq") && !layer.child("aq"), "attach_quantizers", "the layer already has quantizers");
   if (wq) {
     LOWBIT_CHECK(wq->role() == QuantRole::weight, "attach_quantizers", "wq must be a weight quantizer");
     Tensor w = layer.parameter("weight");
@@ -36,8 +35,7 @@ QuantizerPtr activation_quantizer(const Module& layer) {
   return std::dynamic_pointer_cast<Quantizer>(layer.child("aq"));
 }
 
-QLinear::QLinear(int64_t in_features, int64_t out_features, bool bias, QuantizerPtr wq, QuantizerPtr aq,
-                 Generator& gen)
+QLinear::QLinear(int64_t in_features, int64_t out_features, bool bias, QuantizerPtr wq, QuantizerPtr aq, Generator& gen)
     : Linear(in_features, out_features, bias, gen) {
   attach_quantizers(*this, std::move(wq), std::move(aq));
 }

@@ -12,7 +12,9 @@ namespace lowbit {
 
 namespace {
 
-[[noreturn]] void fail(const std::string& path, const std::string& what) { throw Error(path + ": " + what, "quant config"); }
+[[noreturn]] void fail(const std::string& path, const std::string& what) {
+  throw Error(path + ": " + what, "quant config");
+}
 
 std::string describe(const YAML::Node& n) {
   if (n.IsMap()) return "a mapping";
@@ -83,13 +85,14 @@ E as_enum(const YAML::Node& n, const std::string& path, const std::vector<std::p
 
 int as_bits(const YAML::Node& n, const std::string& path) {
   const int64_t b = as_int(n, path);
-  if (!((b >= 1 && b <= 16) || b == 32)) fail(path, "bits must be in 1..16, or 32 for no quantization; got " + std::to_string(b));
+  if (!((b >= 1 && b <= 16) || b == 32))
+    fail(path, "bits must be in 1..16, or 32 for no quantization; got " + std::to_string(b));
   return static_cast<int>(b);
 }
 
 // The keys a layer's settings may hold, at the top level and in each override.
-const std::set<std::string> kFieldKeys = {"method",  "weight_bits", "act_bits",   "per_channel", "act_signed",
-                                          "grid",    "dropbits",    "learn_bits", "calibration", "options"};
+const std::set<std::string> kFieldKeys = {"method", "weight_bits", "act_bits",   "per_channel", "act_signed",
+                                          "grid",   "dropbits",    "learn_bits", "calibration", "options"};
 
 void parse_fields(const YAML::Node& n, const std::string& path, QuantFields& f) {
   const auto at = [&](const std::string& key) { return path + "." + key; };
@@ -106,10 +109,12 @@ void parse_fields(const YAML::Node& n, const std::string& path, QuantFields& f) 
   if (auto v = n["per_channel"]) f.per_channel = as_bool(v, at("per_channel"));
   if (auto v = n["act_signed"]) {
     const std::string s = scalar(v, at("act_signed"));
-    if (s != "auto" && s != "true" && s != "false") fail(at("act_signed"), "expected auto | true | false, got '" + s + "'");
+    if (s != "auto" && s != "true" && s != "false")
+      fail(at("act_signed"), "expected auto | true | false, got '" + s + "'");
     f.act_signed = s;
   }
-  if (auto v = n["grid"]) f.grid = as_enum<GridKind>(v, at("grid"), {{"rq", GridKind::rq}, {"symmetric", GridKind::symmetric}});
+  if (auto v = n["grid"])
+    f.grid = as_enum<GridKind>(v, at("grid"), {{"rq", GridKind::rq}, {"symmetric", GridKind::symmetric}});
   if (auto d = n["dropbits"]) {
     const std::string p = at("dropbits");
     require_map(d, p);
@@ -120,9 +125,10 @@ void parse_fields(const YAML::Node& n, const std::string& path, QuantFields& f) 
       if (*f.dropbits_p < 0 || *f.dropbits_p >= 1) fail(p + ".p", "must be in [0, 1), got " + scalar(v, p));
     }
     if (auto v = d["granularity"])
-      f.dropbits_granularity = as_enum<DropBitsSpec::Granularity>(
-          v, p + ".granularity",
-          {{"per_element", DropBitsSpec::Granularity::per_element}, {"per_tensor", DropBitsSpec::Granularity::per_tensor}});
+      f.dropbits_granularity =
+          as_enum<DropBitsSpec::Granularity>(v, p + ".granularity",
+                                             {{"per_element", DropBitsSpec::Granularity::per_element},
+                                              {"per_tensor", DropBitsSpec::Granularity::per_tensor}});
     if (auto v = d["protect_ends"]) f.dropbits_protect_ends = as_bool(v, p + ".protect_ends");
     if (auto v = d["mode"])
       f.dropbits_mode = as_enum<DropBitsSpec::Mode>(
@@ -160,7 +166,8 @@ void parse_fields(const YAML::Node& n, const std::string& path, QuantFields& f) 
     }
     if (auto v = c["percentile"]) {
       f.calibration_percentile = as_double(v, p + ".percentile");
-      if (*f.calibration_percentile <= 0 || *f.calibration_percentile > 100) fail(p + ".percentile", "must be in (0, 100]");
+      if (*f.calibration_percentile <= 0 || *f.calibration_percentile > 100)
+        fail(p + ".percentile", "must be in (0, 100]");
     }
   }
   if (auto o = n["options"]) {

@@ -38,7 +38,7 @@ struct QuantFields {
 struct QuantOverride {
   std::string match;  // a glob over module names ("features.0", "layer*.conv1", "*")
   QuantFields fields;
-  std::string path;   // "quant.overrides[1]", for messages
+  std::string path;  // "quant.overrides[1]", for messages
 };
 
 // The parameter group of quantizer parameters (alpha, sigma, gates) for the trainer.
@@ -55,8 +55,8 @@ struct QuantParamGroup {
 };
 
 struct QuantSettings {
-  bool enabled = false;    // false when the section is absent or empty
-  QuantFields defaults;    // with every field filled (the documented defaults)
+  bool enabled = false;                  // false when the section is absent or empty
+  QuantFields defaults;                  // with every field filled (the documented defaults)
   std::vector<QuantOverride> overrides;  // in file order; a later match wins
   QuantParamGroup optim;
   std::string fixed_bits_from;  // a quant_report.json whose per-layer bits replace the config's

@@ -59,11 +59,11 @@ std::map<std::string, std::pair<int, int>> read_report_bits(const std::string& p
     const auto& l = j["layers"][i];
     const std::string where = path + ": layers[" + std::to_string(i) + "]";
     LOWBIT_CHECK(l.is_object() && l.contains("name") && l["name"].is_string() && l.contains("weight_bits") &&
-                     l["weight_bits"].is_number_integer() && l.contains("act_bits") && l["act_bits"].is_number_integer(),
+                     l["weight_bits"].is_number_integer() && l.contains("act_bits") &&
+                     l["act_bits"].is_number_integer(),
                  where, "expected name, weight_bits and act_bits");
     const int wb = l["weight_bits"].get<int>(), ab = l["act_bits"].get<int>();
-    for (int b : {wb, ab})
-      LOWBIT_CHECK((b >= 1 && b <= 16) || b == 32, where, "bits must be in 1..16 or 32, got ", b);
+    for (int b : {wb, ab}) LOWBIT_CHECK((b >= 1 && b <= 16) || b == 32, where, "bits must be in 1..16 or 32, got ", b);
     out[l["name"].get<std::string>()] = {wb, ab};
   }
   return out;
@@ -99,8 +99,8 @@ QuantizeResult quantize_model(Module& root, const QuantSettings& given) {
     for (const auto& n : names) any = any || glob_match(ov.match, n);
     std::string list;
     for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
-    LOWBIT_CHECK(any, ov.path + ".match", "pattern '", ov.match, "' matches no quantizable layer (layers: ",
-                 list.empty() ? "none" : list, ")");
+    LOWBIT_CHECK(any, ov.path + ".match", "pattern '", ov.match,
+                 "' matches no quantizable layer (layers: ", list.empty() ? "none" : list, ")");
   }
 
   // Resolve every layer before changing any, so an error leaves the model as it was.

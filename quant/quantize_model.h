@@ -19,8 +19,8 @@ struct QuantizedLayer {
 };
 
 struct QuantizeResult {
-  std::vector<QuantizedLayer> layers;      // every candidate layer, in model order (some may have no quantizer)
-  QuantParamGroup param_group;             // lr / weight decay of the quantizer parameters
+  std::vector<QuantizedLayer> layers;         // every candidate layer, in model order (some may have no quantizer)
+  QuantParamGroup param_group;                // lr / weight decay of the quantizer parameters
   std::vector<std::string> group_parameters;  // full names matching param_group.patterns, in model order
   QuantSettings settings;
 };

@@ -74,8 +74,8 @@ Tensor IntTensor::dequantize() const {
     const float* book = codebook.data<float>();
     const int64_t size = codebook.numel();
     for (int64_t i = 0; i < n; ++i) {
-      LOWBIT_CHECK(c[i] >= 0 && c[i] < size, "IntTensor::dequantize", "code ", c[i], " outside the codebook of ",
-                   size, " entries");
+      LOWBIT_CHECK(c[i] >= 0 && c[i] < size, "IntTensor::dequantize", "code ", c[i], " outside the codebook of ", size,
+                   " entries");
       y[i] = book[c[i]];
     }
     return out;
@@ -83,8 +83,8 @@ Tensor IntTensor::dequantize() const {
   LOWBIT_CHECK(scale.defined(), "IntTensor::dequantize", "neither scale nor codebook is set");
   const float* s = scale.data<float>();
   const int64_t channels = scale.numel();
-  LOWBIT_CHECK(channels == 1 || (codes.dim() > 0 && codes.size(0) == channels), "IntTensor::dequantize",
-               "scale of ", channels, " values does not match codes of shape ", shape_str(codes.shape()));
+  LOWBIT_CHECK(channels == 1 || (codes.dim() > 0 && codes.size(0) == channels), "IntTensor::dequantize", "scale of ",
+               channels, " values does not match codes of shape ", shape_str(codes.shape()));
   const int64_t inner = channels == 1 ? n : n / channels;
   for (int64_t i = 0; i < n; ++i) y[i] = static_cast<float>(c[i]) * s[channels == 1 ? 0 : i / inner];
   return out;
@@ -181,8 +181,7 @@ void check_finite(const Tensor& x, const std::string& where) {
 // ---- Quantizer ----
 
 Quantizer::Quantizer(QuantSpec spec, std::string type_name) : Module(std::move(type_name)), spec_(std::move(spec)) {
-  LOWBIT_CHECK(spec_.bits >= 1 && spec_.bits <= 16, type_name_for_errors(), "bits must be in 1..16, got ",
-               spec_.bits);
+  LOWBIT_CHECK(spec_.bits >= 1 && spec_.bits <= 16, type_name_for_errors(), "bits must be in 1..16, got ", spec_.bits);
   LOWBIT_CHECK(spec_.role == QuantRole::weight || !spec_.per_channel, type_name_for_errors(),
                "per_channel applies to weights only");
   register_buffer("initialized", Tensor::scalar(0));

@@ -39,8 +39,8 @@ struct LearnBitsSpec {
 // The resolved settings of one quantizer (the config's defaults with every matching override
 // applied). Built by the quant config parser (quant_config.h); a method reads what it needs.
 struct QuantSpec {
-  std::string method;       // the registry name as written in the config (aliases kept)
-  int bits = 8;             // 1..16 (32 never reaches a quantizer: the layer has none)
+  std::string method;  // the registry name as written in the config (aliases kept)
+  int bits = 8;        // 1..16 (32 never reaches a quantizer: the layer has none)
   QuantRole role = QuantRole::weight;
   // Weights: from the config (default true). Activations: `act_signed: auto` leaves it unset
   // (signed_auto true) and the quantizer decides at calibration: observed minimum >= 0 -> unsigned.
@@ -72,10 +72,10 @@ struct QuantSpec {
 //   uniform grid: value = float(code) * scale  (scale shape {} or {C}, broadcast along dim 0)
 //   codebook:     value = codebook[code]       (codebook f32 [2^bits], codes in 0..2^bits-1)
 struct IntTensor {
-  Tensor codes;     // i32, the shape of x
-  Tensor scale;     // f32 [] or [C] (per channel along dim 0); undefined with a codebook
-  Tensor codebook;  // f32 [2^bits] or undefined
-  int bits = 0;     // bits per code when packed
+  Tensor codes;           // i32, the shape of x
+  Tensor scale;           // f32 [] or [C] (per channel along dim 0); undefined with a codebook
+  Tensor codebook;        // f32 [2^bits] or undefined
+  int bits = 0;           // bits per code when packed
   bool is_signed = true;  // codes in [-2^(bits-1), 2^(bits-1)) when signed, [0, 2^bits) when not
   Tensor dequantize() const;
 };
@@ -100,9 +100,9 @@ struct QuantizerCapabilities {
   bool learn_bits = false;
   bool dropbits = false;
   bool per_channel = true;
-  bool activations = true;            // may quantize activations
-  std::vector<std::string> options;   // names accepted under quant.options
-  std::string summary;                // one line for listings and errors
+  bool activations = true;           // may quantize activations
+  std::vector<std::string> options;  // names accepted under quant.options
+  std::string summary;               // one line for listings and errors
 };
 
 // A quantizer is a Module (its parameters and buffers are saved in state_dict under the

@@ -31,8 +31,8 @@ void add(Registry& r, const std::string& name, QuantizerFactory factory, Quantiz
 void alias(Registry& r, const std::string& alias_name, const std::string& target) {
   LOWBIT_CHECK(r.entries.count(target), "register_quantizer_alias", "alias '", alias_name,
                "' names unregistered method '", target, "'");
-  LOWBIT_CHECK(!r.entries.count(alias_name) && !r.aliases.count(alias_name), "register_quantizer_alias",
-               "method '", alias_name, "' is already registered");
+  LOWBIT_CHECK(!r.entries.count(alias_name) && !r.aliases.count(alias_name), "register_quantizer_alias", "method '",
+               alias_name, "' is already registered");
   r.aliases[alias_name] = target;
 }
 
@@ -86,8 +86,7 @@ const QuantizerEntry& find_quantizer(const std::string& name) {
   auto a = r.aliases.find(name);
   auto it = r.entries.find(a == r.aliases.end() ? name : a->second);
   if (it == r.entries.end())
-    throw Error(detail::cat("unknown quantization method '", name, "'; registered: ", names_list(r)),
-                "quant.method");
+    throw Error(detail::cat("unknown quantization method '", name, "'; registered: ", names_list(r)), "quant.method");
   return it->second;
 }
 

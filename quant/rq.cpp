@@ -113,8 +113,8 @@ Tensor RqConcrete::forward(const std::vector<Tensor>& inputs) {
   LOWBIT_CHECK(s_.temperature > 0, "rq_concrete", "temperature must be positive, got ", s_.temperature);
   raw_a_ = inputs[1];
   raw_s_ = inputs[2];
-  alpha_ = positive_values(raw_a_);
-  sigma_ = positive_values(raw_s_);
+  alpha_ = positive_values(raw_a_, s_.map);
+  sigma_ = positive_values(raw_s_, s_.map);
   const int64_t C = static_cast<int64_t>(std::max(alpha_.size(), sigma_.size()));
   LOWBIT_CHECK(C == 1 || (x_.dim() > 0 && x_.size(0) == C), "rq_concrete", C, " channels do not match x of shape ",
                shape_str(x_.shape()));
@@ -128,21 +128,18 @@ std::vector<Tensor> RqConcrete::backward(const Tensor& dy) {
   std::vector<double> da(alpha_.size(), 0.0), ds(sigma_.size(), 0.0);
   Tensor dx = Tensor::empty(x_.shape());
   run(g.data<float>(), nullptr, dx.data<float>(), &da, &ds);
-  auto raw_grad = [](const Tensor& raw, const std::vector<double>& d) {
-    std::vector<float> rv = raw.detach().to_vector<float>(), out(rv.size());
-    for (size_t i = 0; i < rv.size(); ++i) out[i] = static_cast<float>(d[i] * sigmoid_scalar(rv[i]));
-    return Tensor::from_vector(out, raw.shape());
-  };
-  return {needs_input_grad(0) ? dx : Tensor(), needs_input_grad(1) ? raw_grad(raw_a_, da) : Tensor(),
-          needs_input_grad(2) ? raw_grad(raw_s_, ds) : Tensor()};
+  return {needs_input_grad(0) ? dx : Tensor(),
+          needs_input_grad(1) ? positive_raw_gradient(raw_a_, da, s_.map) : Tensor(),
+          needs_input_grad(2) ? positive_raw_gradient(raw_s_, ds, s_.map) : Tensor()};
 }
 
 RqQuantizer::RqQuantizer(const QuantSpec& spec) : Quantizer(spec, "RqQuantizer") {
   LOWBIT_CHECK(spec.bits <= 8, type_name_for_errors(), "rq supports up to 8 bits, got ", spec.bits);
   const int64_t c = spec.channels();
   auto make = [&](double v) { return spec.per_channel && c > 1 ? Tensor::full({c}, v) : Tensor::scalar(v); };
-  register_parameter("alpha_raw", make(softplus_inverse(1.0)));
-  register_parameter("sigma_raw", make(softplus_inverse(1.0 / 3.0)));
+  const PositiveMap map = positive_map_of(spec);
+  register_parameter("alpha_raw", make(positive_inverse(1.0, map)));
+  register_parameter("sigma_raw", make(positive_inverse(1.0 / 3.0, map)));
   LOWBIT_CHECK(spec.option_double("temperature", 1.0) > 0, "quant.options.temperature", "must be positive");
   LOWBIT_CHECK(spec.option_double("window_sigmas", 3.0) > 0, "quant.options.window_sigmas", "must be positive");
   const std::string init = spec.option_string("init", "mse");
@@ -151,14 +148,19 @@ RqQuantizer::RqQuantizer(const QuantSpec& spec) : Quantizer(spec, "RqQuantizer")
 
 QuantizerCapabilities RqQuantizer::capabilities() {
   QuantizerCapabilities caps;
-  caps.options = {"temperature", "straight_through", "window_sigmas", "sigma_init", "init"};
+  caps.options = {"temperature", "straight_through", "window_sigmas", "sigma_init", "init", "positive"};
   caps.summary = "relaxed quantization: concrete sample over the logistic-bin categorical (RQ / RQ-ST)";
   return caps;
 }
 
-Tensor RqQuantizer::step() const { return Tensor::from_vector(positive_values(parameter("alpha_raw")), parameter("alpha_raw").shape()); }
+Tensor RqQuantizer::step() const {
+  return Tensor::from_vector(positive_values(parameter("alpha_raw"), positive_map_of(spec())),
+                             parameter("alpha_raw").shape());
+}
 
-std::vector<float> RqQuantizer::sigma_values() const { return positive_values(parameter("sigma_raw")); }
+std::vector<float> RqQuantizer::sigma_values() const {
+  return positive_values(parameter("sigma_raw"), positive_map_of(spec()));
+}
 
 void RqQuantizer::init_from(const Tensor& x) {
   // The same choice as cpq (docs/quantizers/rq.md): MSE-optimal alpha, sigma = alpha / 3.
@@ -175,8 +177,8 @@ void RqQuantizer::init_from(const Tensor& x) {
   const double ratio = spec().option_double("sigma_init", 1.0 / 3.0);
   std::vector<float> ra, rs;
   for (float v : a) {
-    ra.push_back(static_cast<float>(softplus_inverse(v)));
-    rs.push_back(static_cast<float>(softplus_inverse(std::max(v * ratio, 1e-8))));
+    ra.push_back(static_cast<float>(positive_inverse(v, positive_map_of(spec()))));
+    rs.push_back(static_cast<float>(positive_inverse(std::max(v * ratio, 1e-8), positive_map_of(spec()))));
   }
   parameter("alpha_raw").copy_(Tensor::from_vector(ra, parameter("alpha_raw").shape()));
   parameter("sigma_raw").copy_(Tensor::from_vector(rs, parameter("sigma_raw").shape()));
@@ -188,8 +190,9 @@ Tensor RqQuantizer::quantize(const Tensor& x) {
   s.range = range();
   s.temperature = spec().option_double("temperature", 1.0);
   s.straight_through = spec().option_bool("straight_through", true);
+  s.map = positive_map_of(spec());
   if (bits() > 4) {
-    const float sigma = positive_values(parameter("sigma_raw"))[0], alpha = positive_values(parameter("alpha_raw"))[0];
+    const float sigma = sigma_values()[0], alpha = step().to_vector<float>()[0];
     const double w = std::ceil(spec().option_double("window_sigmas", 3.0) * sigma / alpha);
     s.window = static_cast<int>(std::clamp(w, 1.0, static_cast<double>(s.range.levels())));
   }

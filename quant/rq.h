@@ -8,11 +8,12 @@
 
 #include "../core/autograd.h"
 #include "../core/rng.h"
+#include "cpq.h"
 #include "quantizer.h"
 
 namespace lowbit {
 
-// Inputs {x, alpha_raw, sigma_raw} (softplus-parametrised, [] or [C] along dim 0).
+// Inputs {x, alpha_raw, sigma_raw} (alpha = map(alpha_raw) as in cpq.h, [] or [C] along dim 0).
 // Per element, over the window bins W (all codes for b <= 4, else |k - k_nearest| <= ceil(3 sigma/alpha)):
 //   pi_k = r_k / sum_W r,  a_k = log pi_k + G_k (G_k Gumbel from the generator),  z = softmax(a / lambda)
 //   soft:  x_hat = alpha sum_k z_k c_k          ST: x_hat = alpha c_{argmax a}
@@ -29,6 +30,7 @@ class RqConcrete : public CustomFunction {
     int window = 0;  // bins either side of the nearest point; 0 = the full grid
     Generator gen;   // the stream and the first counter of this draw
     uint64_t base = 0;
+    PositiveMap map = PositiveMap::exp;
   };
   explicit RqConcrete(Setup s) : s_(std::move(s)) {}
   std::string name() const override { return s_.straight_through ? "rq_st_concrete" : "rq_concrete"; }
@@ -49,7 +51,7 @@ class RqConcrete : public CustomFunction {
 
 // Parameters "alpha_raw", "sigma_raw" ([] or [C]); init as cpq (MSE-optimal alpha, sigma =
 // alpha/3). Options: temperature (lambda, default 1), straight_through (default true),
-// window_sigmas (default 3), sigma_init, init (mse | max).
+// window_sigmas (default 3), sigma_init, init (mse | max), positive (exp | softplus).
 class RqQuantizer : public Quantizer {
  public:
   explicit RqQuantizer(const QuantSpec& spec);

@@ -13,6 +13,10 @@
 #include "quant/cpq.h"
 #include "quant/dropbits.h"
 #include "quant/registry.h"
+#include "layers/zoo.h"
+#include "quant/export.h"
+#include "quant/quantize_model.h"
+#include "support/test_util.h"
 
 using namespace lowbit;
 
@@ -95,16 +99,20 @@ TEST_CASE("cpq: mse init beats max init on Gaussian weights at 2 bits") {
   CHECK(mse(a) <= mse(a * 0.95f));
 }
 
-TEST_CASE("cpq: gradients reach x, alpha_raw and sigma_raw as the soft mean's") {
+TEST_CASE("cpq: gradients reach x, alpha_raw and sigma_raw as the soft mean's (exp and softplus maps)") {
+  for (const char* map_name : {"exp", "softplus"}) {
   QuantSpec s = cpq_spec(2);
+  s.options["positive"] = map_name;
+  const PositiveMap map = positive_map_of(s);
+  auto dmap = [&](double raw) { return map == PositiveMap::exp ? std::exp(raw) : sig(raw); };
   s.shape = {5};
   s.options["alpha_direct_grad"] = "false";
   CpqQuantizer q(s);
   Tensor w = Tensor::from_vector(std::vector<float>{-0.9f, -0.3f, 0.12f, 0.4f, 0.77f}).set_requires_grad();
   q.forward(w.detach());  // init
   Tensor ar = q.parameter("alpha_raw"), sr = q.parameter("sigma_raw");
-  ar.copy_(Tensor::scalar(softplus_inverse(0.5)));
-  sr.copy_(Tensor::scalar(softplus_inverse(0.3)));
+  ar.copy_(Tensor::scalar(positive_inverse(0.5, map)));
+  sr.copy_(Tensor::scalar(positive_inverse(0.3, map)));
   q.zero_grad();
   Tensor y = q.forward(w);
   sum(y).backward();
@@ -122,13 +130,14 @@ TEST_CASE("cpq: gradients reach x, alpha_raw and sigma_raw as the soft mean's") 
     }
     return t;
   };
-  const double h = 1e-5, a = float(softplus(softplus_inverse(0.5))), sgm = float(softplus(softplus_inverse(0.3)));
+  const double h = 1e-5, a = positive_values(ar, map)[0], sgm = positive_values(sr, map)[0];
   const double da = (total_m(a + h, sgm, 0) - total_m(a - h, sgm, 0)) / (2 * h);
   const double ds = (total_m(a, sgm + h, 0) - total_m(a, sgm - h, 0)) / (2 * h);
   const double dx0 = (total_m(a, sgm, h) - total_m(a, sgm, -h)) / (2 * h);
   CHECK(w.grad().to_vector<float>()[0] == Approx(dx0).margin(1e-4));
-  CHECK(ar.grad().item() == Approx(da * sig(softplus_inverse(0.5))).margin(1e-4));
-  CHECK(sr.grad().item() == Approx(ds * sig(softplus_inverse(0.3))).margin(1e-4));
+  CHECK(ar.grad().item() == Approx(da * dmap(ar.item())).epsilon(1e-3).margin(1e-4));
+  CHECK(sr.grad().item() == Approx(ds * dmap(sr.item())).epsilon(1e-3).margin(1e-4));
+  }
 }
 
 TEST_CASE("cpq + DropBits: training forward on survivors, eval on the full grid, reproducible (check 7)") {
@@ -202,7 +211,7 @@ TEST_CASE("cpq + learned bits: gates, bits read off, step, regulariser, export (
   q.forward(w);
   CHECK(q.bits() == 4);
   CHECK(q.gate_values() == std::vector<float>{1, 1, 1});
-  const float alpha = positive_values(q.parameter("alpha_raw"))[0];
+  const float alpha = positive_values(q.parameter("alpha_raw"), positive_map_of(s))[0];
   // the penalty: lambda * #weights * sum P(z != 0)
   Tensor la = q.parameter("gate_log_alpha");
   CHECK(q.regularizer().item() == Approx(1e-3 * 300 * 3 * HardConcrete::p_open(3.0)).epsilon(1e-5));
@@ -246,5 +255,54 @@ TEST_CASE("cpq: unsigned activations calibrate and quantize on {0..2^b-1}") {
   for (int64_t i = 0; i < y.numel(); ++i) {
     const float c = y.data<float>()[i] / a;
     REQUIRE((c >= 0 && c <= 3));
+  }
+}
+
+namespace {
+ModulePtr fw_lenet(uint64_t seed) {
+  Generator g(seed);
+  ModelOptions o;
+  o.batch_norm = true;
+  return build_model("lenet5", o, g);
+}
+Tensor fw_images(int64_t n, uint64_t seed) {
+  Generator g(seed);
+  return Tensor::rand({n, 1, 28, 28}, g);
+}
+}  // namespace
+
+TEST_CASE("cpq, srq and rq through the framework: export == eval forward bit for bit (check 9)") {
+  for (const std::string config :
+       {"method: cpq\nweight_bits: 2\nact_bits: 2", "method: srq\nweight_bits: 3\nact_bits: 3\nper_channel: true",
+        "method: cpq\nweight_bits: 3\nact_bits: 4\ngrid: symmetric\ndropbits: {enabled: true, mode: range}",
+        "method: cpq\nweight_bits: 2\nact_bits: 2\nlearn_bits: {enabled: true, max_bits: 4}",
+        "method: rq\nweight_bits: 2\nact_bits: 2"}) {
+    INFO(config);
+    test::TempDir dir("cpq_export");
+    ModulePtr net = fw_lenet(21);
+    quantize_model(*net, config);
+    {
+      NoGradGuard guard;
+      net->forward(fw_images(8, 1));  // calibration
+    }
+    for (auto& [name, m] : net->named_modules()) m->end_calibration();
+    // one training step's forward/backward through every quantizer
+    sum(net->forward(fw_images(4, 3))).backward();
+    // learned bits: close level 3 of the first layer's weight gates (-> 2 bits there)
+    for (auto& [name, p] : net->named_parameters())
+      if (name == "0.wq.gate_log_alpha") p.copy_(Tensor::from_vector(std::vector<float>{3.0f, -5.0f, 3.0f}));
+    net->eval();
+    Tensor x = fw_images(3, 2);
+    Tensor y1 = net->forward(x);
+    export_quantized(*net, dir.path.string());
+    ModulePtr plain = fw_lenet(99);
+    load_exported_into(*plain, dir.path.string());
+    plain->eval();
+    CHECK(bit_equal(y1, plain->forward(x)));
+    if (config.find("learn_bits") != std::string::npos) {
+      auto layers = quantized_layers(*net);
+      CHECK(layers.at(0).wq->bits() == 2);
+      CHECK(layers.at(1).wq->bits() == 4);
+    }
   }
 }

@@ -264,6 +264,7 @@ TEST_CASE("cpq kernels: per-element masks, channels and thread-count independenc
   a.channels = C;
   a.mask.drop_bit = drop.data();
   a.mask.elem_mask = em.data();
+  const int prev_threads = get_num_threads();
   auto run = [&](int threads, std::vector<float>& y, std::vector<float>& dx, std::vector<double>& da, double& ds) {
     set_num_threads(threads);
     y.assign(total, 0);
@@ -281,7 +282,7 @@ TEST_CASE("cpq kernels: per-element masks, channels and thread-count independenc
   double ds1 = 0, ds2 = 0;
   run(1, y1, dx1, da1, ds1);
   run(2, y2, dx2, da2, ds2);
-  set_num_threads(0);
+  set_num_threads(prev_threads);
   CHECK(y1 == y2);
   CHECK(dx1 == dx2);
   CHECK(da1 == da2);

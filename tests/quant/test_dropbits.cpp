@@ -88,11 +88,12 @@ TEST_CASE("dropbits: per-element masks drop level l with p^(b-l+1), level 1 neve
   const int64_t n = 200000;
   std::vector<uint8_t> m1(n), m2(n);
   Generator g1(42), g2(42);
+  const int prev_threads = get_num_threads();
   set_num_threads(1);
   d.sample_elements(g1, n, m1.data());
   set_num_threads(2);
   d.sample_elements(g2, n, m2.data());
-  set_num_threads(0);
+  set_num_threads(prev_threads);
   CHECK(m1 == m2);  // independent of the thread count
   CHECK(g1.offset() == static_cast<uint64_t>(n));
   int64_t count[9] = {};

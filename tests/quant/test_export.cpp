@@ -63,10 +63,18 @@ ModulePtr quantized_lenet(const std::string& config) {
 }  // namespace
 
 TEST_CASE("export: the exported model's eval forward equals the fake-quantized one bit for bit", "[quant][export]") {
+  // The conv / linear layer names of this lenet5 (first conv, second conv, last linear).
+  std::vector<std::string> names;
+  {
+    ModulePtr probe = lenet(21);
+    for (const auto& q : quantized_layers(*probe)) names.push_back(q.name);
+  }
+  REQUIRE(names.size() == 4);
   for (const std::string config :
-       {"method: lsq\nweight_bits: 3\nact_bits: 3\nper_channel: true\noverrides: [{match: '0', act_bits: 32}]",
-        "method: ste_uniform\nweight_bits: 2\nact_bits: 4\noverrides: [{match: '11', weight_bits: 8}]",
-        "method: lsq\nweight_bits: 5\nact_bits: 32\noverrides: [{match: '4', weight_bits: 32}]"}) {
+       {"method: lsq\nweight_bits: 3\nact_bits: 3\nper_channel: true\noverrides: [{match: '" + names[0] +
+            "', act_bits: 32}]",
+        "method: ste_uniform\nweight_bits: 2\nact_bits: 4\noverrides: [{match: '" + names[3] + "', weight_bits: 8}]",
+        "method: lsq\nweight_bits: 5\nact_bits: 32\noverrides: [{match: '" + names[1] + "', weight_bits: 32}]"}) {
     INFO(config);
     test::TempDir dir("quantfw_export");
     ModulePtr net = quantized_lenet(config);

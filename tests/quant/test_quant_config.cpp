@@ -62,9 +62,9 @@ overrides:
   auto a = [&](const std::string& name) { return resolve_layer(s, name, {4, 4}).activation->bits; };
   CHECK(w("conv1") == 4);
   CHECK(w("layer2.0.conv1") == 3);
-  CHECK(w("layer1.0.conv1") == 2);   // the second override wins over the first
-  CHECK(a("layer1.0.conv1") == 8);   // the third sets only act_bits
-  CHECK(a("layer1.0.conv2") == 3);   // from the first
+  CHECK(w("layer1.0.conv1") == 2);  // the second override wins over the first
+  CHECK(a("layer1.0.conv1") == 8);  // the third sets only act_bits
+  CHECK(a("layer1.0.conv2") == 3);  // from the first
   CHECK(resolve_layer(s, "layer1.0.conv1", {4, 4}).sources.size() == 4);
 }
 
@@ -103,12 +103,17 @@ TEST_CASE("quant config: each kind of error names the key path", "[quant][config
 
   // Checked per layer, against the method's capabilities.
   QuantSettings s = parse_quant_config("method: lsq\nlearn_bits: {enabled: true}");
-  CHECK(has(error_of([&] { resolve_layer(s, "fc", {2, 2}); }),
+  CHECK(has(error_of([&] {
+              resolve_layer(s, "fc", {2, 2});
+            }),
             "quant.learn_bits: method 'lsq' does not support learned bit-widths"));
   s = parse_quant_config("method: ste_uniform\ndropbits: {enabled: true}");
   CHECK(has(error_of([&] { resolve_layer(s, "fc", {2, 2}); }), "does not support DropBits"));
   s = parse_quant_config("method: lsq\noptions: {temperature: 0.5}");
-  CHECK(has(error_of([&] { resolve_layer(s, "fc", {2, 2}); }), "quant.options.temperature: method 'lsq' has no option"));
+  CHECK(has(error_of([&] {
+              resolve_layer(s, "fc", {2, 2});
+            }),
+            "quant.options.temperature: method 'lsq' has no option"));
   s = parse_quant_config("method: lsq\noverrides: [{match: fc, learn_bits: {enabled: true}}]");
   std::string e = error_of([&] { resolve_layer(s, "fc", {2, 2}); });
   CHECK(has(e, "layer 'fc' (settings from quant, quant.overrides[0])"));

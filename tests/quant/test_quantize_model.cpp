@@ -84,7 +84,8 @@ overrides:
   NamedTensors sd = net->state_dict();
   std::vector<std::string> names;
   for (const auto& [n, t] : sd) names.push_back(n);
-  for (const auto* want : {"0.weight", "0.bias", "0.wq.alpha_raw", "3.wq.alpha_raw", "3.aq.alpha_raw", "9.aq.is_signed"})
+  for (const auto* want :
+       {"0.weight", "0.bias", "0.wq.alpha_raw", "3.wq.alpha_raw", "3.aq.alpha_raw", "9.aq.is_signed"})
     CHECK(std::find(names.begin(), names.end(), want) != names.end());
   CHECK(std::find(names.begin(), names.end(), "0.aq.alpha_raw") == names.end());
   for (const auto& [n, t] : before) {
@@ -150,8 +151,9 @@ TEST_CASE("quantize_model: errors leave the model unchanged", "[quant][model]") 
   ModulePtr net = lenet(4);
   CHECK(has(error_of([&] { quantize_model(*net, "method: lsq\noverrides: [{match: 'features.*', weight_bits: 8}]"); }),
             "quant.overrides[0].match: pattern 'features.*' matches no quantizable layer (layers: 0, 3, 7, 9)"));
-  CHECK(has(error_of([&] { quantize_model(*net, "method: lsq\noverrides: [{match: '9', learn_bits: {enabled: true}}]"); }),
-            "does not support learned bit-widths"));
+  CHECK(has(
+      error_of([&] { quantize_model(*net, "method: lsq\noverrides: [{match: '9', learn_bits: {enabled: true}}]"); }),
+      "does not support learned bit-widths"));
   CHECK(has(error_of([&] { quantize_model(*net, "method: unknown_method"); }), "unknown method 'unknown_method'"));
   for (auto& [name, m] : net->named_modules()) CHECK_FALSE(m->child("wq"));
   quantize_model(*net, "method: lsq");
@@ -197,8 +199,9 @@ TEST_CASE("quant_report: totals on a hand-computed model", "[quant][report]") {
 TEST_CASE("quantize_model: fixed_bits_from takes per-layer bits from a report", "[quant][model]") {
   test::TempDir dir("quantfw_fixed");
   ModulePtr a = lenet(1);
-  quantize_model(*a, "method: lsq\nweight_bits: 4\nact_bits: 4\noverrides: [{match: '3', weight_bits: 2}, "
-                     "{match: '9', weight_bits: 8, act_bits: 32}]");
+  quantize_model(*a,
+                 "method: lsq\nweight_bits: 4\nact_bits: 4\noverrides: [{match: '3', weight_bits: 2}, "
+                 "{match: '9', weight_bits: 8, act_bits: 32}]");
   {
     std::ofstream out(dir.file("quant_report.json"));
     out << quant_report(*a).to_json();

@@ -34,6 +34,7 @@ Tensor concrete(const std::vector<Tensor>& in, bool st, int window = 0) {
   s.window = window;
   s.gen = Generator(77);
   s.base = 5;
+  s.map = PositiveMap::softplus;
   return CustomFunction::apply<RqConcrete>(in, s);
 }
 }  // namespace
@@ -52,7 +53,7 @@ TEST_CASE("rq: eval is clamp(round(x/alpha)) * alpha and exports bit for bit") {
       REQUIRE(y.data<float>()[i] == std::min(std::max(std::nearbyint(w.data<float>()[i] / a), float(r.qmin)), float(r.qmax)) * a);
     CHECK(bit_equal(q.export_int(w).dequantize(), y));
   }
-  CHECK(find_quantizer("rq").capabilities.options.size() == 5);
+  CHECK(find_quantizer("rq").capabilities.options.size() == 6);
 }
 
 TEST_CASE("rq: the ST sample of a value is distributed as pi (Gumbel-max)") {
@@ -62,8 +63,8 @@ TEST_CASE("rq: the ST sample of a value is distributed as pi (Gumbel-max)") {
   q.set_generator(Generator(5));
   const float alpha = 0.5f, sigma = 0.3f, x = 0.1f;
   q.forward(Tensor::full({20000}, 0.2));  // init, then set the parameters
-  q.parameter("alpha_raw").copy_(Tensor::scalar(softplus_inverse(alpha)));
-  q.parameter("sigma_raw").copy_(Tensor::scalar(softplus_inverse(sigma)));
+  q.parameter("alpha_raw").copy_(Tensor::scalar(positive_inverse(alpha, positive_map_of(s))));
+  q.parameter("sigma_raw").copy_(Tensor::scalar(positive_inverse(sigma, positive_map_of(s))));
   Tensor y = q.forward(Tensor::full({20000}, x));
   const float a = q.step().item<float>(), sg = q.sigma_values()[0];
   const GridRange r = grid_range(2, true);
