@@ -34,8 +34,8 @@ double positive_inverse(double v, PositiveMap map) {
 Tensor positive_raw_gradient(const Tensor& raw, const std::vector<double>& d, PositiveMap map) {
   std::vector<float> r = raw.detach().to_vector<float>(), g(r.size());
   for (size_t i = 0; i < r.size(); ++i)
-    g[i] = static_cast<float>(d[i] * (map == PositiveMap::exp ? std::exp(static_cast<double>(r[i]))
-                                                               : sigmoid_scalar(r[i])));
+    g[i] = static_cast<float>(d[i] *
+                              (map == PositiveMap::exp ? std::exp(static_cast<double>(r[i])) : sigmoid_scalar(r[i])));
   return Tensor::from_vector(g, raw.shape());
 }
 
@@ -57,7 +57,8 @@ CpqArgs MulticlassSte::args() const {
 }
 
 Tensor MulticlassSte::forward(const std::vector<Tensor>& inputs) {
-  LOWBIT_CHECK(inputs.size() == 3 || inputs.size() == 4, "multiclass_ste", "expects {x, alpha_raw, sigma_raw[, gates]}");
+  LOWBIT_CHECK(inputs.size() == 3 || inputs.size() == 4, "multiclass_ste",
+               "expects {x, alpha_raw, sigma_raw[, gates]}");
   x_ = inputs[0].to(Device::cpu());
   LOWBIT_CHECK(x_.dtype() == DType::f32, "multiclass_ste", "expects f32 input, got ", dtype_name(x_.dtype()));
   raw_a_ = inputs[1];
@@ -192,9 +193,7 @@ QuantizerCapabilities CpqQuantizer::capabilities() {
   return caps;
 }
 
-int CpqQuantizer::grid_bits() const {
-  return spec().learn_bits.enabled ? spec().learn_bits.max_bits : spec().bits;
-}
+int CpqQuantizer::grid_bits() const { return spec().learn_bits.enabled ? spec().learn_bits.max_bits : spec().bits; }
 
 int CpqQuantizer::bits() const {
   return spec().learn_bits.enabled ? open_bits(parameter("gate_log_alpha")) : spec().bits;

@@ -49,7 +49,10 @@ class MulticlassSte : public CustomFunction {
   std::string name() const override { return "multiclass_ste"; }
   Tensor forward(const std::vector<Tensor>& inputs) override;
   std::vector<Tensor> backward(const Tensor& dy) override;
-  void release() override { x_ = raw_a_ = raw_s_ = Tensor(); setup_.elem_mask = Tensor(); }
+  void release() override {
+    x_ = raw_a_ = raw_s_ = Tensor();
+    setup_.elem_mask = Tensor();
+  }
 
  private:
   CpqArgs args() const;
@@ -59,7 +62,6 @@ class MulticlassSte : public CustomFunction {
   bool has_gates_ = false;
   int64_t gate_count_ = 0;
 };
-
 
 // Parameters "alpha_raw", "sigma_raw" ([] or [C]) and, with learn_bits, "gate_log_alpha"
 // [max_bits - 1] (levels 2..max_bits). Initialisation: alpha minimises the quantisation MSE of

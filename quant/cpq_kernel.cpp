@@ -30,8 +30,7 @@ void cpq_forward(const float* x, int64_t numel, const CpqArgs& a, float* y) {
         }
         nearest_codes(u, mk, cnt, a.range, a.mask, code);
         // NaN stays NaN (a diverged network should not look quantized)
-        for (int e = 0; e < cnt; ++e)
-          y[b + e] = std::isnan(u[e]) ? u[e] : (code[e] + qmin) * ch.alpha;
+        for (int e = 0; e < cnt; ++e) y[b + e] = std::isnan(u[e]) ? u[e] : (code[e] + qmin) * ch.alpha;
       }
     }
   });
@@ -55,20 +54,27 @@ void cpq_backward(const float* x, const float* dy, int64_t numel, const CpqArgs&
   if (a.mask.drop_bit) dtab.assign(a.mask.drop_bit, a.mask.drop_bit + n);
   if (a.mask.weight) wtab.assign(a.mask.weight, a.mask.weight + n);
   parallel_for(static_cast<int64_t>(ni), 1, [&](int64_t ib, int64_t ie) {
-    Lanes L;
+    Lanes L{};  // zeroed: the vector passes also read the lanes past a short last block
     for (int64_t it = ib; it < ie; ++it) {
       const Chan ch = chan_of(a, items[it].channel);
       double* acc = &part[static_cast<size_t>(it) * stride];
       for (int64_t b = items[it].begin; b < items[it].end; b += kLanes) {
         const int cnt = static_cast<int>(std::min<int64_t>(kLanes, items[it].end - b));
-        const float fn = static_cast<float>(n);
+        const float fn = static_cast<float>(n), alpha = ch.alpha;
+        // local restrict pointers: through the captured references GCC gathers x lane by lane
+        const float* __restrict xb = x + b;
+        const float* __restrict dyb = dy + b;
+        float* __restrict lu = L.u;
+        float* __restrict lz = L.z;
+        float* __restrict lkx = L.kx;
 #pragma omp simd
         for (int e = 0; e < cnt; ++e) {
-          L.u[e] = x[b + e] / ch.alpha;
-          L.z[e] = L.u[e] - qmin;
+          const float u = xb[e] / alpha, z = u - qmin;
+          lu[e] = u;
+          lz[e] = z;
           // the bin holding x (either one on a boundary), clamped to [-1, n]; NaN -> -1
-          const float kx = round_even(std::min(std::max(L.z[e], -2.0f), fn + 1.0f));
-          L.kx[e] = kx == kx ? std::min(std::max(kx, -1.0f), fn) : -1.0f;
+          const float kx = round_even(std::min(std::max(z, -2.0f), fn + 1.0f));
+          lkx[e] = kx == kx ? std::min(std::max(kx, -1.0f), fn) : -1.0f;
         }
         for (int e = 0; e < cnt; ++e) {
           L.mk[e] = a.mask.elem_mask ? a.mask.elem_mask[b + e] : a.mask.tensor_mask;
@@ -81,7 +87,9 @@ void cpq_backward(const float* x, const float* dy, int64_t numel, const CpqArgs&
         // the per-code weight gradients (learned bits) walk the union window
         if (2 * half + 2 < (k1 - k0 + 2) / 2)
           (gtab ? lane_sums_local<true> : lane_sums_local<false>)(L, cnt, ch, n, wtab.data(), dtab.data(), half, gtab,
-                                                                groups);
+                                                                  groups);
+        else if (!a.mask.any() && !gtab)
+          lane_sums_plain(L, cnt, ch, k0, k1);
         else
           lane_sums(L, cnt, ch, a.mask, k0, k1, gtab, groups);
         float gx[kLanes], ga[kLanes], gs[kLanes];
@@ -99,14 +107,17 @@ void cpq_backward(const float* x, const float* dy, int64_t numel, const CpqArgs&
           ga[e] = (d1 + L.u[e] * d0) * inv;
           gs[e] = -d1 * inv * inv_sc;
         }
-        if (out.dx)
-          for (int e = 0; e < cnt; ++e) out.dx[b + e] = dy[b + e] * gx[e];
+        if (out.dx) {
+          float* __restrict dxb = out.dx + b;
+#pragma omp simd
+          for (int e = 0; e < cnt; ++e) dxb[e] = dyb[e] * gx[e];
+        }
         if (out.alpha_direct)
           for (int e = 0; e < cnt; ++e) ga[e] += L.code[e] + qmin;
         double da = 0, ds = 0;
         for (int e = 0; e < cnt; ++e) {
-          da += static_cast<double>(dy[b + e] * ga[e]);
-          ds += static_cast<double>(dy[b + e] * gs[e]);
+          da += static_cast<double>(dyb[e] * ga[e]);
+          ds += static_cast<double>(dyb[e] * gs[e]);
         }
         acc[0] += da;
         acc[1] += ds;
@@ -116,7 +127,7 @@ void cpq_backward(const float* x, const float* dy, int64_t numel, const CpqArgs&
           for (int e = 0; e < cnt; ++e) {
             const float R = L.R[e];
             if (!(R > kTinyMass && R <= std::numeric_limits<float>::max())) continue;
-            sum += static_cast<double>(dy[b + e] * ch.alpha * (L.Kg[g][e] - L.N[e] / R * L.Sg[g][e]) / R);
+            sum += static_cast<double>(dyb[e] * ch.alpha * (L.Kg[g][e] - L.N[e] / R * L.Sg[g][e]) / R);
           }
           acc[2 + g] += sum;
         }
@@ -136,13 +147,14 @@ void cpq_backward(const float* x, const float* dy, int64_t numel, const CpqArgs&
 }
 
 float bin_masses(float z, float inv_s, int k0, int k1, float* r, float* P) {
-  const float kx = std::fmin(std::fmax(std::floor(z + 0.5f), static_cast<float>(k0) - 1.0f), static_cast<float>(k1) + 1.0f);
+  const float kx =
+      std::fmin(std::fmax(std::floor(z + 0.5f), static_cast<float>(k0) - 1.0f), static_cast<float>(k1) + 1.0f);
   const float lo = (static_cast<float>(k0) - 0.5f - z) * inv_s, hi = (z - static_cast<float>(k1) - 0.5f) * inv_s;
   const float om = lo > 0 ? lo : (hi > 0 ? hi : 0.0f), eom = fast_exp(-om);
   float tp = 0, R = 0;
   for (int j = k0; j <= k1 + 1; ++j) {
     const float a = std::fabs(static_cast<float>(j) - 0.5f - z) * inv_s;
-    const float w = fast_exp(std::min(om - a, 0.0f));
+    const float w = tail_exp(om - a);
     const float i1 = 1.0f / (1.0f + w * eom);
     const float T = w * i1;
     P[j - k0] = T * i1;
@@ -175,7 +187,7 @@ void categorical_probs(float x, float alpha, float sigma, GridRange range, const
   float tp = 0, R = 0;
   for (int j = 0; j <= n; ++j) {
     const float a = std::fabs(static_cast<float>(j) - 0.5f - L.z[0]) * ch.inv_s;
-    const float w = fast_exp(std::min(L.om[0] - a, 0.0f));
+    const float w = tail_exp(L.om[0] - a);
     const float T = w / (1.0f + w * L.eom[0]);
     if (j > 0) {
       const float fk = static_cast<float>(j - 1);

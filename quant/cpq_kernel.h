@@ -28,9 +28,9 @@ namespace lowbit {
 // with drop_bit[k] (null or 0: never dropped). Element masks come from elem_mask (one byte
 // per element) or, when that is null, the one tensor_mask for every element.
 struct CodeMask {
-  const float* weight = nullptr;      // [n codes]
-  const uint8_t* drop_bit = nullptr;  // [n codes]
-  const uint8_t* elem_mask = nullptr; // [numel]
+  const float* weight = nullptr;       // [n codes]
+  const uint8_t* drop_bit = nullptr;   // [n codes]
+  const uint8_t* elem_mask = nullptr;  // [numel]
   uint8_t tensor_mask = 0;
   bool any() const { return weight || (drop_bit && (elem_mask || tensor_mask)); }
 };
@@ -61,12 +61,12 @@ void cpq_forward(const float* x, int64_t numel, const CpqArgs& a, float* y);
 // entries; all are overwritten. Partial sums are taken over fixed blocks and
 // added in block order, so every result is independent of the thread count.
 struct CpqGradOut {
-  float* dx = nullptr;         // [numel]
-  double* dalpha = nullptr;    // [alpha_size]
-  double* dsigma = nullptr;    // [sigma_size]
+  float* dx = nullptr;       // [numel]
+  double* dalpha = nullptr;  // [alpha_size]
+  double* dsigma = nullptr;  // [sigma_size]
   // Weight gradients summed over groups of codes (e.g. the DropBits levels a gate weighs):
   // dweight[g] = sum over codes k with group[k] == g (group[k] < 0: none). groups <= 16.
-  double* dweight = nullptr;   // [groups]
+  double* dweight = nullptr;       // [groups]
   const int32_t* group = nullptr;  // [n codes]
   int groups = 0;
   bool alpha_direct = true;

@@ -12,6 +12,10 @@
 #include "../core/error.h"
 #include "cpq_kernel.h"
 
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
+
 namespace lowbit::cpq_lanes {
 
 constexpr int64_t kItem = 4096;  // elements per reduction block (fixed: results do not depend on threads)
@@ -29,6 +33,12 @@ struct Chan {
 // nearbyint for |v| < 2^22 (callers clamp first): adding 1.5 * 2^23 rounds to an integer in
 // the current (round-to-nearest-even) mode. std::nearbyint and std::floor may raise the
 // inexact flag, which keeps GCC from vectorising them under -ftrapping-math.
+// exp(min(x, 0)) for the scaled tail masses, 0 below e^-60: those masses are far under float
+// resolution next to the nearest one (which is O(1)), and their products would otherwise
+// reach denormal range, which costs a microcode assist per operation.
+constexpr float kTailCut = -60.0f;
+inline float tail_exp(float x) { return x < kTailCut ? 0.0f : fast_exp(std::min(x, 0.0f)); }
+
 inline float round_even(float v) { return (v + 12582912.0f) - 12582912.0f; }
 
 // The weight of code k for an element whose mask byte is mk.
@@ -68,12 +78,13 @@ struct Item {
 };
 
 inline std::vector<Item> make_items(int64_t numel, int64_t channels) {
-  LOWBIT_CHECK(channels >= 1 && numel % channels == 0, "cpq kernel", numel, " elements do not split into ",
-               channels, " channels");
+  LOWBIT_CHECK(channels >= 1 && numel % channels == 0, "cpq kernel", numel, " elements do not split into ", channels,
+               " channels");
   const int64_t inner = numel / channels;
   std::vector<Item> items;
   for (int64_t c = 0; c < channels; ++c)
-    for (int64_t b = 0; b < inner; b += kItem) items.push_back({c, c * inner + b, c * inner + std::min(b + kItem, inner)});
+    for (int64_t b = 0; b < inner; b += kItem)
+      items.push_back({c, c * inner + b, c * inner + std::min(b + kItem, inner)});
   return items;
 }
 
@@ -144,9 +155,9 @@ inline void lane_setup(Lanes& L, int cnt, const Chan& ch, int n, int& k0, int& k
 // R = sum v_k r_k, N = sum k v_k r_k and the boundary sums A0 = sum P_j cA_j, B0 = sum P_j cB_j,
 // A1 = sum P_j cA_j d_j, B1 = sum P_j cB_j d_j, where d_j = t_j * s, cA_j = v_{j-1}(j-1) - v_j j,
 // cB_j = v_{j-1} - v_j, so that sum_j kappa_j P_j = A0 - mu B0. Bins outside the window have v 0.
-inline void lane_sums(Lanes& L, int cnt, const Chan& ch, const CodeMask& m, int k0, int k1, const int32_t* gtab, int groups) {
-  for (int e = 0; e < cnt; ++e)
-    L.tp[e] = L.vp[e] = L.R[e] = L.N[e] = L.A0[e] = L.B0[e] = L.A1[e] = L.B1[e] = 0.0f;
+inline void lane_sums(Lanes& L, int cnt, const Chan& ch, const CodeMask& m, int k0, int k1, const int32_t* gtab,
+                      int groups) {
+  for (int e = 0; e < cnt; ++e) L.tp[e] = L.vp[e] = L.R[e] = L.N[e] = L.A0[e] = L.B0[e] = L.A1[e] = L.B1[e] = 0.0f;
   for (int g = 0; g < groups; ++g)
     for (int e = 0; e < cnt; ++e) L.Sg[g][e] = L.Kg[g][e] = 0.0f;
   // Plain restrict pointers: the vectoriser gives up on the struct members themselves.
@@ -178,7 +189,7 @@ inline void lane_sums(Lanes& L, int cnt, const Chan& ch, const CodeMask& m, int 
     for (int e = 0; e < cnt; ++e) {
       const float d = fj - 0.5f - z[e];
       const float a = std::fabs(d) * inv_s;
-      const float w = fast_exp(std::min(om[e] - a, 0.0f));
+      const float w = tail_exp(om[e] - a);
       const float q = w * eom[e];
       const float i1 = 1.0f / (1.0f + q);
       const float T = w * i1, P = T * i1;
@@ -205,15 +216,115 @@ inline void lane_sums(Lanes& L, int cnt, const Chan& ch, const CodeMask& m, int 
   }
 }
 
+// lane_sums for the common case, no mask and no groups (every v is 1 inside the window),
+// written with GCC vector types so the per-element sums stay in registers across the
+// boundary loop (the array form loads and stores them at every boundary).
+using VecF = float __attribute__((vector_size(64)));
+using VecI = int32_t __attribute__((vector_size(64)));
+constexpr int kVec = 16;
+
+inline VecF vec_load(const float* p) {
+  VecF v;
+  __builtin_memcpy(&v, p, sizeof(v));
+  return v;
+}
+inline void vec_store(float* p, VecF v) { __builtin_memcpy(p, &v, sizeof(v)); }
+
+// fast_exp (cpq_kernel.h) on 16 lanes.
+inline VecF vec_exp(VecF x) {
+  const VecF lo = VecF{} - 87.0f, hi = VecF{} + 88.0f, zero = VecF{};
+  VecF xc = x < lo ? lo : x;
+  xc = xc > hi ? hi : xc;
+  const VecF t = xc * 1.44269504088896341f + 12582912.0f;
+  const VecF n = t - 12582912.0f;
+  const VecF r = xc - n * 0.693359375f + n * 2.12194440e-4f;
+  VecF p = zero + 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  const VecI bits = (__builtin_bit_cast(VecI, t) - 0x4B400000 + 127) << 23;
+  return x < lo ? zero : p * __builtin_bit_cast(VecF, bits);
+}
+
+// 1 / x for x in [1, 2]: AVX-512's 14-bit reciprocal and one Newton step (~1 ulp) where the
+// target has it (vdivps costs ~10 cycles per vector there), a division elsewhere.
+inline VecF vec_recip(VecF x) {
+#ifdef __AVX512F__
+  const VecF y = reinterpret_cast<VecF>(_mm512_rcp14_ps(reinterpret_cast<__m512>(x)));
+  return y * (2.0f - x * y);
+#else
+  return 1.0f / x;
+#endif
+}
+
+// When every boundary of the window is within 80 sigmas of x, w_j = exp(omega - |t_j|) is
+// computed by recurrence instead of one exp per boundary: on each side of x |t_j| moves by
+// alpha/sigma per boundary, so w_j = wa E^(j-k0) above x and wb E^-(j-k0) below it
+// (E = exp(-alpha/sigma)), with wa, wb taken at k0; the bound keeps both finite and normal.
+inline void lane_sums_plain(Lanes& L, int cnt, const Chan& ch, int k0, int k1) {
+  const VecF zero = VecF{}, one = zero + 1.0f;
+  const bool recur = static_cast<float>(k1 - k0 + 2) * ch.inv_s < 80.0f;
+  const float E = fast_exp(-ch.inv_s), invE = 1.0f / E;
+  for (int g = 0; g < cnt; g += kVec) {
+    const VecF z = vec_load(L.z + g), om = vec_load(L.om + g), eom = vec_load(L.eom + g), kx = vec_load(L.kx + g);
+    VecF tp = zero, R = zero, N = zero, A0 = zero, B0 = zero, A1 = zero, B1 = zero;
+    // at j = k0: |t| = (k0 - 1/2 - z)/s as seen from below x (wa) and (z - k0 + 1/2)/s (wb)
+    const VecF d0 = (zero + (static_cast<float>(k0) - 0.5f)) - z;
+    const VecF ea = om - d0 * ch.inv_s, eb = om + d0 * ch.inv_s;
+    // Inside the grid omega = 0 and |ea|, |eb| < 80 by the bound; outside it one of the two is
+    // never selected and may be large: capped so it stays finite.
+    const VecF cap = zero + 80.0f;
+    VecF wa = recur ? vec_exp(ea > cap ? cap : ea) : zero;
+    VecF wb = recur ? vec_exp(eb > cap ? cap : eb) : zero;
+    float vk = 0.0f;  // v of bin j-1: 1 inside the window
+    for (int j = k0; j <= k1 + 1; ++j) {
+      const float vj = j <= k1 ? 1.0f : 0.0f, fj = static_cast<float>(j), fk = fj - 1.0f;
+      const VecF d = (zero + (fj - 0.5f)) - z;
+      const VecF fjv = zero + fj;
+      VecF w;
+      if (recur) {
+        w = fjv > kx ? wa : wb;
+        wa *= E;
+        wb *= invE;
+      } else {
+        const VecF a = (d < zero ? -d : d) * ch.inv_s;
+        const VecF e = om - a;
+        w = e < kTailCut ? zero : vec_exp(e < zero ? e : zero);
+      }
+      const VecF i1 = vec_recip(one + w * eom);
+      const VecF T = w * i1, P = T * i1;
+      const VecF fkv = zero + fk;
+      const VecF r = (fkv < kx ? T - tp : (fkv > kx ? tp - T : one - tp - T)) * (j == k0 ? 0.0f : vk);
+      R += r;
+      N += fk * r;
+      const float cA = vk * fk - vj * fj, cB = vk - vj;
+      A0 += P * cA;
+      B0 += P * cB;
+      A1 += (P * cA) * d;
+      B1 += (P * cB) * d;
+      tp = T;
+      vk = vj;
+    }
+    vec_store(L.R + g, R);
+    vec_store(L.N + g, N);
+    vec_store(L.A0 + g, A0);
+    vec_store(L.B0 + g, B0);
+    vec_store(L.A1 + g, A1);
+    vec_store(L.B1 + g, B1);
+  }
+}
+
 // lane_sums over each element's own window: boundaries kc_e + o for o = -W..W+1 (bins
 // kc_e - W .. kc_e + W), for when the elements of a block are spread over a grid much wider
 // than one window (5+ bits). Codes are looked up per lane: wtab and dtab are the weight and
 // drop bit of every code (1 and 0 without a mask), the bits widened to 32.
 template <bool kGroups>
 inline void lane_sums_local(Lanes& L, int cnt, const Chan& ch, int n, const float* wtab, const int32_t* dtab, int W,
-                     const int32_t* gtab, int groups) {
-  for (int e = 0; e < cnt; ++e)
-    L.tp[e] = L.vp[e] = L.R[e] = L.N[e] = L.A0[e] = L.B0[e] = L.A1[e] = L.B1[e] = 0.0f;
+                            const int32_t* gtab, int groups) {
+  for (int e = 0; e < cnt; ++e) L.tp[e] = L.vp[e] = L.R[e] = L.N[e] = L.A0[e] = L.B0[e] = L.A1[e] = L.B1[e] = 0.0f;
   for (int g = 0; g < groups; ++g)
     for (int e = 0; e < cnt; ++e) L.Sg[g][e] = L.Kg[g][e] = 0.0f;
   float gk[kLanes], rs[kLanes];
@@ -245,7 +356,7 @@ inline void lane_sums_local(Lanes& L, int cnt, const Chan& ch, int n, const floa
       const float vj = (mki[e] & dtab[js]) ? 0.0f : wj;
       const float d = fj - 0.5f - z[e];
       const float a = std::fabs(d) * inv_s;
-      const float w = fast_exp(std::min(om[e] - a, 0.0f));
+      const float w = tail_exp(om[e] - a);
       const float q = w * eom[e];
       const float i1 = 1.0f / (1.0f + q);
       const float T = w * i1, P = T * i1;

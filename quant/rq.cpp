@@ -31,7 +31,8 @@ void RqConcrete::run(const float* dy, float* y, float* dx, std::vector<double>* 
   };
   std::vector<Item> items;
   for (int64_t c = 0; c < C; ++c)
-    for (int64_t b = 0; b < inner; b += kItem) items.push_back({c, c * inner + b, c * inner + std::min(b + kItem, inner)});
+    for (int64_t b = 0; b < inner; b += kItem)
+      items.push_back({c, c * inner + b, c * inner + std::min(b + kItem, inner)});
   std::vector<double> part(items.size() * 2, 0.0);
   parallel_for(static_cast<int64_t>(items.size()), 1, [&](int64_t ib, int64_t ie) {
     float rr[kMaxLevels], pp[kMaxLevels + 1], av[kMaxLevels];

@@ -114,8 +114,14 @@ ModulePtr make_model(const ModelConfig& config, const Dataset& dataset, Generato
 std::vector<ParamGroupSpec> ExperimentModel::param_groups() const {
   std::vector<ParamGroupSpec> groups;
   if (!quant.settings.enabled) return groups;
-  for (const auto& pattern : quant.param_group.patterns)
-    groups.push_back({pattern, quant.param_group.lr, quant.param_group.weight_decay});
+  // Only patterns that select something: a method without trainable parameters (ste_uniform)
+  // leaves the quantizer group empty, which the optimizer would reject.
+  const NamedTensors params = model->named_parameters();
+  for (const ParamGroupSpec& g : quant.param_group.specs()) {
+    bool used = false;
+    for (const auto& [name, p] : params) used = used || glob_match(g.match, name);
+    if (used) groups.push_back(g);
+  }
   return groups;
 }
 

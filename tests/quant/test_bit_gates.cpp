@@ -49,16 +49,20 @@ TEST_CASE("nested gates: a closed coarse level closes the finer ones; bits read 
 TEST_CASE("nested gates and the L0 penalty: gradients by finite differences") {
   Tensor la = Tensor::from_vector(std::vector<float>{0.3f, -0.2f, 0.6f}).set_requires_grad();
   // eval (deterministic) gates inside the unclipped region
-  REQUIRE_GRADCHECK([](const std::vector<Tensor>& in) {
-    Generator g(0);
-    return nested_gates(in[0], false, g);
-  }, {la}, {1e-3, 1e-3, 1e-2});
+  REQUIRE_GRADCHECK(
+      [](const std::vector<Tensor>& in) {
+        Generator g(0);
+        return nested_gates(in[0], false, g);
+      },
+      {la}, {1e-3, 1e-3, 1e-2});
   // sampled gates with a fixed stream (the same u in every evaluation)
   Tensor lb = Tensor::from_vector(std::vector<float>{2.0f, 1.5f, 2.5f}).set_requires_grad();
-  REQUIRE_GRADCHECK([](const std::vector<Tensor>& in) {
-    Generator g(123);
-    return nested_gates(in[0], true, g);
-  }, {lb}, {1e-3, 1e-3, 1e-2});
+  REQUIRE_GRADCHECK(
+      [](const std::vector<Tensor>& in) {
+        Generator g(123);
+        return nested_gates(in[0], true, g);
+      },
+      {lb}, {1e-3, 1e-3, 1e-2});
   REQUIRE_GRADCHECK([](const std::vector<Tensor>& in) { return l0_penalty(in[0], 7.0); }, {la}, {1e-3, 1e-3, 1e-2});
   CHECK(l0_penalty(la, 2.0).item() ==
         Approx(2.0 * (HardConcrete::p_open(0.3f) + HardConcrete::p_open(-0.2f) + HardConcrete::p_open(0.6f))));

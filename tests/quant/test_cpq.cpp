@@ -9,13 +9,13 @@
 #include "core/ops/elementwise.h"
 #include "core/ops/reduce.h"
 #include "core/rng.h"
+#include "layers/zoo.h"
 #include "quant/bit_gates.h"
 #include "quant/cpq.h"
 #include "quant/dropbits.h"
-#include "quant/registry.h"
-#include "layers/zoo.h"
 #include "quant/export.h"
 #include "quant/quantize_model.h"
+#include "quant/registry.h"
 #include "support/test_util.h"
 
 using namespace lowbit;
@@ -101,42 +101,42 @@ TEST_CASE("cpq: mse init beats max init on Gaussian weights at 2 bits") {
 
 TEST_CASE("cpq: gradients reach x, alpha_raw and sigma_raw as the soft mean's (exp and softplus maps)") {
   for (const char* map_name : {"exp", "softplus"}) {
-  QuantSpec s = cpq_spec(2);
-  s.options["positive"] = map_name;
-  const PositiveMap map = positive_map_of(s);
-  auto dmap = [&](double raw) { return map == PositiveMap::exp ? std::exp(raw) : sig(raw); };
-  s.shape = {5};
-  s.options["alpha_direct_grad"] = "false";
-  CpqQuantizer q(s);
-  Tensor w = Tensor::from_vector(std::vector<float>{-0.9f, -0.3f, 0.12f, 0.4f, 0.77f}).set_requires_grad();
-  q.forward(w.detach());  // init
-  Tensor ar = q.parameter("alpha_raw"), sr = q.parameter("sigma_raw");
-  ar.copy_(Tensor::scalar(positive_inverse(0.5, map)));
-  sr.copy_(Tensor::scalar(positive_inverse(0.3, map)));
-  q.zero_grad();
-  Tensor y = q.forward(w);
-  sum(y).backward();
-  // m(x) in double, gbar held at alpha = 0.5
-  auto total_m = [&](double alpha, double sigma, double dx0) {
-    double t = 0;
-    for (int i = 0; i < 5; ++i) {
-      const double x = w.data<float>()[i] + (i == 0 ? dx0 : 0);
-      double R = 0, N = 0;
-      for (int k = -2; k <= 1; ++k) {
-        const double r = sig((alpha * k + alpha / 2 - x) / sigma) - sig((alpha * k - alpha / 2 - x) / sigma);
-        R += r, N += r * 0.5 * k;
+    QuantSpec s = cpq_spec(2);
+    s.options["positive"] = map_name;
+    const PositiveMap map = positive_map_of(s);
+    auto dmap = [&](double raw) { return map == PositiveMap::exp ? std::exp(raw) : sig(raw); };
+    s.shape = {5};
+    s.options["alpha_direct_grad"] = "false";
+    CpqQuantizer q(s);
+    Tensor w = Tensor::from_vector(std::vector<float>{-0.9f, -0.3f, 0.12f, 0.4f, 0.77f}).set_requires_grad();
+    q.forward(w.detach());  // init
+    Tensor ar = q.parameter("alpha_raw"), sr = q.parameter("sigma_raw");
+    ar.copy_(Tensor::scalar(positive_inverse(0.5, map)));
+    sr.copy_(Tensor::scalar(positive_inverse(0.3, map)));
+    q.zero_grad();
+    Tensor y = q.forward(w);
+    sum(y).backward();
+    // m(x) in double, gbar held at alpha = 0.5
+    auto total_m = [&](double alpha, double sigma, double dx0) {
+      double t = 0;
+      for (int i = 0; i < 5; ++i) {
+        const double x = w.data<float>()[i] + (i == 0 ? dx0 : 0);
+        double R = 0, N = 0;
+        for (int k = -2; k <= 1; ++k) {
+          const double r = sig((alpha * k + alpha / 2 - x) / sigma) - sig((alpha * k - alpha / 2 - x) / sigma);
+          R += r, N += r * 0.5 * k;
+        }
+        t += N / R;
       }
-      t += N / R;
-    }
-    return t;
-  };
-  const double h = 1e-5, a = positive_values(ar, map)[0], sgm = positive_values(sr, map)[0];
-  const double da = (total_m(a + h, sgm, 0) - total_m(a - h, sgm, 0)) / (2 * h);
-  const double ds = (total_m(a, sgm + h, 0) - total_m(a, sgm - h, 0)) / (2 * h);
-  const double dx0 = (total_m(a, sgm, h) - total_m(a, sgm, -h)) / (2 * h);
-  CHECK(w.grad().to_vector<float>()[0] == Approx(dx0).margin(1e-4));
-  CHECK(ar.grad().item() == Approx(da * dmap(ar.item())).epsilon(1e-3).margin(1e-4));
-  CHECK(sr.grad().item() == Approx(ds * dmap(sr.item())).epsilon(1e-3).margin(1e-4));
+      return t;
+    };
+    const double h = 1e-5, a = positive_values(ar, map)[0], sgm = positive_values(sr, map)[0];
+    const double da = (total_m(a + h, sgm, 0) - total_m(a - h, sgm, 0)) / (2 * h);
+    const double ds = (total_m(a, sgm + h, 0) - total_m(a, sgm - h, 0)) / (2 * h);
+    const double dx0 = (total_m(a, sgm, h) - total_m(a, sgm, -h)) / (2 * h);
+    CHECK(w.grad().to_vector<float>()[0] == Approx(dx0).margin(1e-4));
+    CHECK(ar.grad().item() == Approx(da * dmap(ar.item())).epsilon(1e-3).margin(1e-4));
+    CHECK(sr.grad().item() == Approx(ds * dmap(sr.item())).epsilon(1e-3).margin(1e-4));
   }
 }
 

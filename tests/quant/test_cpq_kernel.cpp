@@ -205,8 +205,10 @@ TEST_CASE("cpq kernels: masks give the nearest survivor and match the masked ref
   std::vector<uint8_t> drop(n, 0);
   for (int k = 0; k < n; ++k) {
     const int c = r.qmin + k;
-    if (c % 2 != 0) drop[k] = 4;
-    else if (c % 4 != 0) drop[k] = 2;
+    if (c % 2 != 0)
+      drop[k] = 4;
+    else if (c % 4 != 0)
+      drop[k] = 2;
   }
   std::vector<float> xs = {-3.7f, -2.6f, -1.2f, -0.4f, 0.3f, 0.9f, 1.6f, 2.4f, 2.9f, 7.0f, -9.0f};
   const float alpha = 1.0f, sigma = 0.4f;
@@ -228,7 +230,8 @@ TEST_CASE("cpq kernels: masks give the nearest survivor and match the masked ref
     for (size_t i = 0; i < xs.size(); ++i) {
       float best = 1e9f, expect = 0;
       for (int k = 0; k < n; ++k)
-        if (v[k] > 0 && std::fabs(xs[i] - (r.qmin + k)) < best) best = std::fabs(xs[i] - (r.qmin + k)), expect = float(r.qmin + k);
+        if (v[k] > 0 && std::fabs(xs[i] - (r.qmin + k)) < best)
+          best = std::fabs(xs[i] - (r.qmin + k)), expect = float(r.qmin + k);
       INFO("mask " << int(tm) << " x " << xs[i]);
       CHECK(y[i] == expect);
       categorical_probs(xs[i], alpha, sigma, r, v.data(), pi.data());
@@ -240,7 +243,8 @@ TEST_CASE("cpq kernels: masks give the nearest survivor and match the masked ref
       CHECK(sum == Approx(1.0).margin(1e-5));
       const double h = 1e-4;
       const std::vector<double> vd(v.begin(), v.end());
-      const double fd = (ref_mean(xs[i] + h, alpha, sigma, r, vd, alpha) - ref_mean(xs[i] - h, alpha, sigma, r, vd, alpha)) / (2 * h);
+      const double fd =
+          (ref_mean(xs[i] + h, alpha, sigma, r, vd, alpha) - ref_mean(xs[i] - h, alpha, sigma, r, vd, alpha)) / (2 * h);
       CHECK(dx[i] == Approx(fd).margin(2e-4));
     }
   }

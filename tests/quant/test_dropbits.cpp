@@ -55,8 +55,7 @@ TEST_CASE("dropbits: survivor sets at 2 and 3 bits in both modes and grids") {
   // literal nested grids (protect_ends false): the 2-bit rq grid drops to {-2, 0}
   CHECK(DropBitsSampler(spec_of(Mode::resolution, false), 2, true, GridKind::rq).survivors(kDropLevel2) == V{-2, 0});
   // protected ends: the highest point stays, so the positive side survives
-  CHECK(DropBitsSampler(spec_of(Mode::resolution, true), 2, true, GridKind::rq).survivors(kDropLevel2) ==
-        V{-2, 0, 1});
+  CHECK(DropBitsSampler(spec_of(Mode::resolution, true), 2, true, GridKind::rq).survivors(kDropLevel2) == V{-2, 0, 1});
   CHECK(DropBitsSampler(spec_of(Mode::resolution, false), 3, true, GridKind::rq).survivors(kDropLevel3) ==
         V{-4, -2, 0, 2});
   CHECK(DropBitsSampler(spec_of(Mode::resolution, false), 3, true, GridKind::rq).survivors(kDropLevel3 | kDropLevel2) ==
@@ -67,8 +66,7 @@ TEST_CASE("dropbits: survivor sets at 2 and 3 bits in both modes and grids") {
         V{-2, 0, 2});
   CHECK(DropBitsSampler(spec_of(Mode::resolution, true), 3, true, GridKind::symmetric).survivors(kDropLevel3) ==
         V{-3, -2, 0, 2, 3});
-  CHECK(DropBitsSampler(spec_of(Mode::resolution, false), 2, true, GridKind::symmetric).survivors(kDropLevel2) ==
-        V{0});
+  CHECK(DropBitsSampler(spec_of(Mode::resolution, false), 2, true, GridKind::symmetric).survivors(kDropLevel2) == V{0});
   // range mode: outer points go first, the step stays
   CHECK(DropBitsSampler(spec_of(Mode::range, false), 3, true, GridKind::rq).survivors(kDropLevel3) == V{-2, -1, 0, 1});
   CHECK(DropBitsSampler(spec_of(Mode::range, false), 3, true, GridKind::rq).survivors(kDropLevel3 | kDropLevel2) ==

@@ -70,7 +70,7 @@ TEST_CASE("export: the exported model's eval forward equals the fake-quantized o
     for (const auto& q : quantized_layers(*probe)) names.push_back(q.name);
   }
   REQUIRE(names.size() == 4);
-  for (const std::string config :
+  for (const std::string& config :
        {"method: lsq\nweight_bits: 3\nact_bits: 3\nper_channel: true\noverrides: [{match: '" + names[0] +
             "', act_bits: 32}]",
         "method: ste_uniform\nweight_bits: 2\nact_bits: 4\noverrides: [{match: '" + names[3] + "', weight_bits: 8}]",

@@ -50,7 +50,8 @@ TEST_CASE("rq: eval is clamp(round(x/alpha)) * alpha and exports bit for bit") {
     const float a = q.step().item<float>();
     const GridRange r = grid_range(bits, true);
     for (int64_t i = 0; i < 64; ++i)
-      REQUIRE(y.data<float>()[i] == std::min(std::max(std::nearbyint(w.data<float>()[i] / a), float(r.qmin)), float(r.qmax)) * a);
+      REQUIRE(y.data<float>()[i] ==
+              std::min(std::max(std::nearbyint(w.data<float>()[i] / a), float(r.qmin)), float(r.qmax)) * a);
     CHECK(bit_equal(q.export_int(w).dequantize(), y));
   }
   CHECK(find_quantizer("rq").capabilities.options.size() == 6);
