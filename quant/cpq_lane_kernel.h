@@ -253,7 +253,8 @@ inline VecF vec_exp(VecF x) {
 // target has it (vdivps costs ~10 cycles per vector there), a division elsewhere.
 inline VecF vec_recip(VecF x) {
 #ifdef __AVX512F__
-  const VecF y = reinterpret_cast<VecF>(_mm512_rcp14_ps(reinterpret_cast<__m512>(x)));
+  // The zero-masked form: GCC 12 warns about the unmasked one's undefined pass-through operand.
+  const VecF y = reinterpret_cast<VecF>(_mm512_maskz_rcp14_ps(0xFFFF, reinterpret_cast<__m512>(x)));
   return y * (2.0f - x * y);
 #else
   return 1.0f / x;
