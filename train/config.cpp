@@ -271,6 +271,9 @@ void read_data(Section s, DataConfig& d) {
     Section y(*f);
     y.get("train_size", d.synthetic.train_size, int_at_least(1));
     y.get("test_size", d.synthetic.test_size, int_at_least(1));
+    y.get("channels", d.synthetic.channels, int_at_least(1));
+    y.get("image_size", d.synthetic.image_size, int_at_least(1));
+    y.get("classes", d.synthetic.classes, int_at_least(2));
     y.finish();
   }
   s.finish();

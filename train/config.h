@@ -36,6 +36,9 @@ struct AugmentConfig {
 struct SyntheticConfig {
   int train_size = 512;
   int test_size = 128;
+  int channels = 1;     // images are channels x image_size x image_size
+  int image_size = 28;
+  int classes = 10;
   bool operator==(const SyntheticConfig&) const = default;
 };
 

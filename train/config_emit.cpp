@@ -67,6 +67,9 @@ std::string to_yaml(const ExperimentConfig& c) {
   out << YAML::Key << "synthetic" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "train_size" << YAML::Value << c.data.synthetic.train_size;
   out << YAML::Key << "test_size" << YAML::Value << c.data.synthetic.test_size;
+  out << YAML::Key << "channels" << YAML::Value << c.data.synthetic.channels;
+  out << YAML::Key << "image_size" << YAML::Value << c.data.synthetic.image_size;
+  out << YAML::Key << "classes" << YAML::Value << c.data.synthetic.classes;
   out << YAML::EndMap;
   out << YAML::EndMap;
 

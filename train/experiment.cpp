@@ -58,11 +58,11 @@ ExperimentData make_data(const DataConfig& config, uint64_t seed) {
     d.train = std::make_shared<CifarDataset>(config.path, true, v);
     d.test = std::make_shared<CifarDataset>(config.path, false, v);
   } else if (name == "synthetic") {
-    // Shape of the synthetic images: MNIST-like 1x28x28, 10 classes; train and test draw
-    // from the same class means (same seed) with different sample indices.
-    Shape shape{1, 28, 28};
-    const int64_t ntrain = config.synthetic.train_size, ntest = config.synthetic.test_size;
-    auto all = std::make_shared<SyntheticDataset>(ntrain + ntest, shape, 10, seed);
+    // Train and test draw from the same class patterns (one source) with different indices.
+    const SyntheticConfig& sc = config.synthetic;
+    Shape shape{sc.channels, sc.image_size, sc.image_size};
+    const int64_t ntrain = sc.train_size, ntest = sc.test_size;
+    auto all = std::make_shared<SyntheticDataset>(ntrain + ntest, shape, sc.classes, seed);
     d.train = std::make_shared<SubsetDataset>(all, 0, ntrain);
     d.test = std::make_shared<SubsetDataset>(all, ntrain, ntest);
   } else {

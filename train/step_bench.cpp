@@ -127,8 +127,8 @@ std::string step_bench_json(const StepBenchResult& r, const StepBenchOptions& o)
   j["gemm_backend"] = r.gemm_backend;
   j["steps"] = o.steps;
   j["warmup"] = o.warmup;
-  j["final_loss"] = std::isfinite(r.final_loss) ? nlohmann::ordered_json(round3(r.final_loss))
-                                                 : nlohmann::ordered_json(nullptr);
+  j["final_loss"] =
+      std::isfinite(r.final_loss) ? nlohmann::ordered_json(round3(r.final_loss)) : nlohmann::ordered_json(nullptr);
   return j.dump();
 }
 

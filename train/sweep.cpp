@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "../core/error.h"
+#include "experiment.h"
 #include "metrics.h"
 #include "trainer.h"
 
@@ -176,6 +177,9 @@ SweepPlan plan_sweep(const std::string& path, const std::vector<std::string>& ex
     ExperimentConfig probe;
     try {
       probe = load_config(base.string(), overrides);
+      // The quant: section and its fit to the model, so a typo fails before the first run.
+      Generator gen(0);
+      make_experiment_model(probe, gen);
     } catch (const Error& e) {
       throw Error(detail::cat("run '", v.name, "': ", e.what()), path);
     }
