@@ -82,8 +82,7 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--steps", args->options.steps, "Timed steps (the median is reported)")->capture_default_str();
   cmd->add_option("--warmup", args->options.warmup, "Untimed steps before the timed ones")->capture_default_str();
   cmd->add_option("--threads", args->options.threads, "Worker threads")->capture_default_str();
-  cmd->add_option("--seed", args->options.seed, "Seed for the weights and the synthetic batch")
-      ->capture_default_str();
+  cmd->add_option("--seed", args->options.seed, "Seed for the weights and the synthetic batch")->capture_default_str();
   cmd->add_flag("--json", args->json, "One JSON line per model (the keys of shared/anchors/torch_bench.py)");
   cmd->callback([args] { run_bench(*args); });
 }

@@ -1,7 +1,10 @@
 // BatchNorm layers: running statistics bookkeeping around the fused batch_norm op.
 #include "batch_norm.h"
 
+#include <typeinfo>
+
 #include "../core/ops/batch_norm.h"
+#include "../core/ops/elementwise.h"
 
 namespace lowbit {
 
@@ -20,7 +23,14 @@ BatchNormBase::BatchNormBase(const char* type_name, int64_t num_features, double
   }
 }
 
-Tensor BatchNormBase::forward(const Tensor& x) {
+Tensor BatchNormBase::forward(const Tensor& x) { return run(x, false); }
+Tensor BatchNormBase::forward_relu(const Tensor& x) {
+  // A subclass may override forward; then it runs, followed by a separate ReLU.
+  if (typeid(*this) != typeid(BatchNorm2d) && typeid(*this) != typeid(BatchNorm1d)) return relu(forward(x));
+  return run(x, true);
+}
+
+Tensor BatchNormBase::run(const Tensor& x, bool relu) {
   check_input(x);
   LOWBIT_CHECK(x.size(1) == num_features_, type_name(), "expected ", num_features_, " channels, got input ",
                shape_str(x.shape()));
@@ -37,7 +47,7 @@ Tensor BatchNormBase::forward(const Tensor& x) {
     if (!momentum_) opt.momentum = 1.0 / static_cast<double>(n);
   }
   // The op updates rm / rv only when opt.training, i.e. only while this module trains.
-  return batch_norm(x, weight(), bias(), rm, rv, opt);
+  return relu ? batch_norm_relu(x, weight(), bias(), rm, rv, opt) : batch_norm(x, weight(), bias(), rm, rv, opt);
 }
 
 void BatchNorm1d::check_input(const Tensor& x) const {

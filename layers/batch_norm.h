@@ -16,6 +16,8 @@ class BatchNormBase : public Module {
   // Training (or no running stats): batch statistics, and when tracking, running stats and
   // num_batches_tracked are updated. Eval with running stats: those are used.
   Tensor forward(const Tensor& x) override;
+  // relu(forward(x)) as one fused op (same values, gradients and running-stat updates).
+  Tensor forward_relu(const Tensor& x);
 
   Tensor weight() const { return parameter("weight"); }  // undefined unless affine
   Tensor bias() const { return parameter("bias"); }
@@ -34,6 +36,8 @@ class BatchNormBase : public Module {
   virtual void check_input(const Tensor& x) const = 0;
 
  private:
+  Tensor run(const Tensor& x, bool relu);
+
   int64_t num_features_;
   double eps_;
   std::optional<double> momentum_;

@@ -59,7 +59,7 @@ CifarResNet::CifarResNet(int64_t n, int64_t in_channels, int64_t num_classes, Sh
 }
 
 Tensor CifarResNet::forward(const Tensor& x) {
-  Tensor y = relu(bn1->forward(conv1->forward(x)));
+  Tensor y = bn1->forward_relu(conv1->forward(x));
   y = layer3->forward(layer2->forward(layer1->forward(y)));
   return linear->forward(adaptive_avg_pool2d(y, 1, 1).flatten(1, -1));
 }
@@ -80,7 +80,7 @@ TorchvisionBasicBlock::TorchvisionBasicBlock(int64_t in_planes, int64_t planes, 
 }
 
 Tensor TorchvisionBasicBlock::forward(const Tensor& x) {
-  Tensor out = relu(bn1->forward(conv1->forward(x)));
+  Tensor out = bn1->forward_relu(conv1->forward(x));
   out = bn2->forward(conv2->forward(out));
   return relu(add(out, downsample ? downsample->forward(x) : x));
 }
@@ -108,7 +108,7 @@ ResNet18::ResNet18(int64_t in_channels, int64_t num_classes, Generator& gen) : M
 Tensor ResNet18::forward(const Tensor& x) {
   LOWBIT_CHECK(x.dim() == 4 && x.size(2) >= 32 && x.size(3) >= 32, "ResNet18",
                "expected [N, C, H >= 32, W >= 32], got ", shape_str(x.shape()));
-  Tensor y = relu(bn1->forward(conv1->forward(x)));
+  Tensor y = bn1->forward_relu(conv1->forward(x));
   y = max_pool2d(y, Pool2dOptions::square(3, 2, 1));
   y = layer4->forward(layer3->forward(layer2->forward(layer1->forward(y))));
   return fc->forward(adaptive_avg_pool2d(y, 1, 1).flatten(1, -1));

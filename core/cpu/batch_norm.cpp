@@ -110,7 +110,7 @@ void batch_norm_stats(const Tensor& x, double eps, double momentum, Tensor& runn
 }
 
 void batch_norm_apply(const Tensor& x, const Tensor& mean, const Tensor& invstd, const Tensor& weight,
-                      const Tensor& bias, Tensor& y) {
+                      const Tensor& bias, bool relu, Tensor& y) {
   const Layout l = layout_of(x);
   const float *pm = mean.data<float>(), *pi = invstd.data<float>();
   const float *pw = data_or_null(weight), *pb = data_or_null(bias);
@@ -129,15 +129,20 @@ void batch_norm_apply(const Tensor& x, const Tensor& mean, const Tensor& invstd,
       const float mu = pm[c], a = scale[c], b = shift[c];
       const float* p = px + r * l.s;
       float* q = py + r * l.s;
-      for (int64_t i = 0; i < l.s; ++i) q[i] = (p[i] - mu) * a + b;
+      if (relu)
+        for (int64_t i = 0; i < l.s; ++i) q[i] = std::max((p[i] - mu) * a + b, 0.0f);
+      else
+        for (int64_t i = 0; i < l.s; ++i) q[i] = (p[i] - mu) * a + b;
     }
   });
 }
 
 void batch_norm_backward(bool training, const Tensor& dy, const Tensor& x, const Tensor& mean, const Tensor& invstd,
-                         const Tensor& weight, Tensor& dx, Tensor& dweight, Tensor& dbias) {
+                         const Tensor& weight, const Tensor& relu_out, Tensor& dx, Tensor& dweight, Tensor& dbias) {
   const Layout l = layout_of(x);
   const float *px = x.data<float>(), *pg = dy.data<float>();
+  // A fused ReLU gates dy by its output, in both passes below (never materialised).
+  const float* pr = relu_out.defined() ? relu_out.data<float>() : nullptr;
   const float *pm = mean.data<float>(), *pi = invstd.data<float>(), *pw = data_or_null(weight);
   const bool need_sums = dweight.defined() || dbias.defined() || (training && dx.defined());
   // sum_dy[c] = sum(dy), sum_dyxmu[c] = sum(dy * (x - mean)) = sum(dy * xhat) / invstd.
@@ -148,6 +153,18 @@ void batch_norm_backward(bool training, const Tensor& dy, const Tensor& x, const
         [&](int64_t c, int64_t off, int64_t len, double& a, double& b) {
           const float *g = pg + off, *p = px + off;
           const float mu = pm[c];
+          if (pr) {
+            const float* r = pr + off;
+            lane_sums(
+                len,
+                [&](int64_t i, double& u, double& v) {
+                  const float gi = r[i] > 0.0f ? g[i] : 0.0f;
+                  u += gi;
+                  v += static_cast<double>(gi) * (p[i] - mu);
+                },
+                a, b);
+            return;
+          }
           lane_sums(
               len,
               [&](int64_t i, double& u, double& v) {
@@ -185,7 +202,12 @@ void batch_norm_backward(bool training, const Tensor& dy, const Tensor& x, const
       const float kc = k[c], tc = t[c], uc = u[c], mu = pm[c];
       const float *g = pg + r * l.s, *p = px + r * l.s;
       float* q = pd + r * l.s;
-      for (int64_t i = 0; i < l.s; ++i) q[i] = kc * g[i] - tc * (p[i] - mu) - uc;
+      if (pr) {
+        const float* o = pr + r * l.s;
+        for (int64_t i = 0; i < l.s; ++i) q[i] = kc * (o[i] > 0.0f ? g[i] : 0.0f) - tc * (p[i] - mu) - uc;
+      } else {
+        for (int64_t i = 0; i < l.s; ++i) q[i] = kc * g[i] - tc * (p[i] - mu) - uc;
+      }
     }
   });
 }

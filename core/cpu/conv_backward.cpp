@@ -208,16 +208,25 @@ void weight_grad_dots(const Conv2dGeometry& g, const float* dy, const float* x, 
   }
 }
 
-// db[o] = sum of dy over images and pixels, each channel summed in one fixed order.
+// db[o] = sum of dy over images and pixels, each channel summed in one fixed order: per
+// image plane in 16 interleaved float lanes (a single running sum is one dependent add per
+// element, which made this 2.4 ms of LeNet-5's 3.4 ms first-layer backward), then lanes and
+// images in double.
 void bias_grad(const Conv2dGeometry& g, const float* dy, float* db) {
   const int64_t P = g.oh * g.ow;
+  constexpr int64_t L = 16;
   parallel_for(g.o, 1, [&](int64_t b, int64_t e) {
     for (int64_t o = b; o < e; ++o) {
       double s = 0;
       for (int64_t img = 0; img < g.n; ++img) {
         const float* r = dy + (img * g.o + o) * P;
-        float part = 0;
-        for (int64_t p = 0; p < P; ++p) part += r[p];
+        float lane[L] = {};
+        int64_t p = 0;
+        for (; p + L <= P; p += L)
+          for (int64_t j = 0; j < L; ++j) lane[j] += r[p + j];
+        for (; p < P; ++p) lane[p % L] += r[p];
+        double part = 0;
+        for (int64_t j = 0; j < L; ++j) part += lane[j];
         s += part;
       }
       db[o] = static_cast<float>(s);

@@ -2,7 +2,10 @@
 // GCC 12 flags _mm512_undefined_ps() inside its own AVX-512 headers (a false positive,
 // GCC PR 105593); the pragma precedes every include so it covers them.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+// Eigen runs single-threaded; sgemm splits large products over lowbit's pool itself.
+#define EIGEN_DONT_PARALLELIZE
 #include <Eigen/Core>
+#include <algorithm>
 #include <atomic>
 #include <cctype>
 #include <cstdlib>
@@ -102,24 +105,66 @@ void set_gemm_backend(const char* name) {
                   std::memory_order_relaxed);
 }
 
+namespace {
+
+void eigen_sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                 int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  if (!trans_a && !trans_b) eigen_gemm<false, false>(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  else if (!trans_a && trans_b) eigen_gemm<false, true>(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  else if (trans_a && !trans_b) eigen_gemm<true, false>(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  else eigen_gemm<true, true>(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+// Below this many multiply-adds (~15 us on one core) waking a worker costs more than it saves.
+constexpr double kParallelWork = double(1 << 20);
+
+// Splits C into one block of rows (or columns, whichever dimension is larger) per thread,
+// each a single-threaded Eigen GEMM; blocks are multiples of Eigen's register tile so the
+// edges are not all ragged. The split depends only on the sizes and the thread count.
+void eigen_sgemm_split(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                       int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  const double work = double(M) * double(N) * double(K);
+  const int threads = get_num_threads();
+  if (threads <= 1 || in_parallel_region() || work < 2 * kParallelWork) {
+    eigen_sgemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
+  const bool by_rows = M >= N;
+  const int64_t dim = by_rows ? M : N, unit = by_rows ? 48 : 16;
+  const int64_t units = (dim + unit - 1) / unit;
+  const double work_per_unit = work / double(units);
+  const int64_t grain = std::max<int64_t>(1, static_cast<int64_t>(kParallelWork / work_per_unit));
+  parallel_for(units, grain, [&](int64_t b, int64_t e) {
+    const int64_t lo = b * unit, hi = std::min(e * unit, dim);
+    if (by_rows) {
+      // op(A) rows lo..hi: rows of A, or columns of the stored A^T.
+      const float* a = trans_a ? A + lo : A + lo * lda;
+      eigen_sgemm(trans_a, trans_b, hi - lo, N, K, alpha, a, lda, B, ldb, beta, C + lo * ldc, ldc);
+    } else {
+      const float* bb = trans_b ? B + lo * ldb : B + lo;
+      eigen_sgemm(trans_a, trans_b, M, hi - lo, K, alpha, A, lda, bb, ldb, beta, C + lo, ldc);
+    }
+  });
+}
+
+}  // namespace
+
 void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
            const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   if (M <= 0 || N <= 0) return;
   if (K <= 0) return scale_c(M, N, beta, C, ldc);
 #ifdef LOWBIT_HAVE_BLAS
-  if (backend() == Backend::blas) {
-    // OpenBLAS runs on one thread when called inside an OpenMP parallel region.
+  // OpenBLAS threads itself (its OpenMP team, sized by set_num_threads) and is only called
+  // from outside lowbit's pool: calls from several non-OpenMP threads at once are not safe
+  // in every OpenBLAS release. Inside a parallel_for chunk the product runs on Eigen.
+  if (backend() == Backend::blas && !in_parallel_region()) {
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
                 static_cast<blasint>(M), static_cast<blasint>(N), static_cast<blasint>(K), alpha, A,
                 static_cast<blasint>(lda), B, static_cast<blasint>(ldb), beta, C, static_cast<blasint>(ldc));
     return;
   }
 #endif
-  // Eigen threads its GEMM with OpenMP unless already inside a parallel region.
-  if (!trans_a && !trans_b) eigen_gemm<false, false>(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-  else if (!trans_a && trans_b) eigen_gemm<false, true>(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-  else if (trans_a && !trans_b) eigen_gemm<true, false>(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-  else eigen_gemm<true, true>(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  eigen_sgemm_split(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 void sgemm_batched(int64_t batch, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
@@ -131,9 +176,9 @@ void sgemm_batched(int64_t batch, bool trans_a, bool trans_b, int64_t M, int64_t
           ldc);
   };
   // Small products gain nothing from a threaded GEMM: give each thread whole matrices
-  // instead. The choice depends only on the sizes and the thread count, so results are
-  // reproducible for a fixed thread count (the GEMMs themselves may round differently
-  // across thread counts: OpenBLAS's Haswell kernels and Eigen at large sizes do).
+  // instead (on Eigen inside the chunks, whatever the backend: see sgemm). The choice
+  // depends only on the sizes and the thread count, so results are reproducible for a fixed
+  // thread count (the GEMMs themselves may round differently across thread counts).
   const double work = static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K);
   const int threads = get_num_threads();
   if (threads > 1 && batch > 1 && (work < (1 << 21) || batch >= 4 * threads)) {

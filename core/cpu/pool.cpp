@@ -92,6 +92,48 @@ float row_div(const AvgWindow& w, bool count_include_pad) {
 int64_t bin_lo(int64_t o, int64_t in, int64_t out) { return o * in / out; }
 int64_t bin_hi(int64_t o, int64_t in, int64_t out) { return ((o + 1) * in + out - 1) / out; }
 
+// The 2x2 / stride 2 windows that lie inside the input (VGG's and LeNet's pooling): the same
+// taps in the same order and the same select as the general loop below, unrolled so each
+// output is written once (the general loop re-reads and re-writes every output per tap,
+// which cost ~10x on these shapes).
+bool is_plain_2x2(const Pool2dGeometry& g) {
+  return g.kernel_h == 2 && g.kernel_w == 2 && g.stride_h == 2 && g.stride_w == 2 && g.pad_h == 0 && g.pad_w == 0 &&
+         g.dilation_h == 1 && g.dilation_w == 1 && 2 * g.out_h <= g.in_h && 2 * g.out_w <= g.in_w;
+}
+
+void max_pool2d_2x2(const Pool2dGeometry& g, const float* px, float* py, int32_t* pi) {
+  const int64_t in_sz = g.in_h * g.in_w, out_sz = g.out_h * g.out_w, in_w = g.in_w, out_w = g.out_w;
+  parallel_for(g.planes, plane_grain(out_sz * 4), [&](int64_t b, int64_t e) {
+    for (int64_t p = b; p < e; ++p) {
+      for (int64_t oh = 0; oh < g.out_h; ++oh) {
+        const float* __restrict r0 = px + p * in_sz + 2 * oh * in_w;
+        const float* __restrict r1 = r0 + in_w;
+        float* __restrict yr = py + p * out_sz + oh * out_w;
+        int32_t* __restrict ir = pi + p * out_sz + oh * out_w;
+        const int32_t row0 = static_cast<int32_t>(2 * oh * in_w), row1 = static_cast<int32_t>(row0 + in_w);
+        for (int64_t ow = 0; ow < out_w; ++ow) {
+          const int32_t c0 = static_cast<int32_t>(2 * ow);
+          float m = r0[2 * ow];
+          int32_t i = row0 + c0;
+          // A later tap wins when larger or NaN (v != v), as in the general loop.
+          const float v1 = r0[2 * ow + 1], v2 = r1[2 * ow], v3 = r1[2 * ow + 1];
+          bool t = (v1 > m) | (v1 != v1);
+          m = t ? v1 : m;
+          i = t ? row0 + c0 + 1 : i;
+          t = (v2 > m) | (v2 != v2);
+          m = t ? v2 : m;
+          i = t ? row1 + c0 : i;
+          t = (v3 > m) | (v3 != v3);
+          m = t ? v3 : m;
+          i = t ? row1 + c0 + 1 : i;
+          yr[ow] = m;
+          ir[ow] = i;
+        }
+      }
+    }
+  });
+}
+
 }  // namespace
 
 void max_pool2d(const Pool2dGeometry& g, const Tensor& x, Tensor& y, Tensor& index) {
@@ -99,6 +141,7 @@ void max_pool2d(const Pool2dGeometry& g, const Tensor& x, Tensor& y, Tensor& ind
   const float* px = x.data<float>();
   float* py = y.data<float>();
   int32_t* pi = index.data<int32_t>();
+  if (is_plain_2x2(g)) return max_pool2d_2x2(g, px, py, pi);
   const auto rows = tap_table(g.out_h, g.stride_h, g.pad_h, g.kernel_h, g.dilation_h, g.in_h);
   const ColumnTaps cols = column_taps(g);
   parallel_for(g.planes, plane_grain(out_sz * g.kernel_h * g.kernel_w), [&](int64_t b, int64_t e) {

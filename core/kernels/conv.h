@@ -28,4 +28,10 @@ Conv2dForwardKernel conv2d_forward;
 Conv2dBackwardKernel conv2d_backward;
 }  // namespace cpu
 
+// Defined in core/cuda/ when lowbit is built with LOWBIT_CUDA.
+namespace cuda {
+Conv2dForwardKernel conv2d_forward;
+Conv2dBackwardKernel conv2d_backward;
+}  // namespace cuda
+
 }  // namespace lowbit

@@ -20,4 +20,10 @@ DropoutKernel dropout;
 DropoutBackwardKernel dropout_backward;
 }  // namespace cpu
 
+// Defined in core/cuda/ when lowbit is built with LOWBIT_CUDA.
+namespace cuda {
+DropoutKernel dropout;
+DropoutBackwardKernel dropout_backward;
+}  // namespace cuda
+
 }  // namespace lowbit

@@ -37,4 +37,16 @@ FillKernel fill;
 CopyKernel copy;
 }  // namespace cpu
 
+// Defined in core/cuda/ when lowbit is built with LOWBIT_CUDA.
+namespace cuda {
+BinaryKernel binary;
+UnaryKernel unary;
+UnaryBackwardKernel unary_backward;
+WhereKernel where;
+MinMaxBackwardKernel minmax_backward;
+CastKernel cast;
+FillKernel fill;
+CopyKernel copy;
+}  // namespace cuda
+
 }  // namespace lowbit

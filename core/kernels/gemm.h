@@ -27,4 +27,10 @@ const char* gemm_backend_name();
 void set_gemm_backend(const char* name);
 }  // namespace cpu
 
+// Defined in core/cuda/ when lowbit is built with LOWBIT_CUDA.
+namespace cuda {
+SgemmKernel sgemm;
+SgemmBatchedKernel sgemm_batched;
+}  // namespace cuda
+
 }  // namespace lowbit

@@ -38,4 +38,13 @@ NllLossKernel nll_loss;
 NllLossBackwardKernel nll_loss_backward;
 }  // namespace cpu
 
+// Defined in core/cuda/ when lowbit is built with LOWBIT_CUDA.
+namespace cuda {
+TargetScanKernel scan_targets;
+CrossEntropyKernel cross_entropy;
+CrossEntropyBackwardKernel cross_entropy_backward;
+NllLossKernel nll_loss;
+NllLossBackwardKernel nll_loss_backward;
+}  // namespace cuda
+
 }  // namespace lowbit

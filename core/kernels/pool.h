@@ -38,4 +38,14 @@ AdaptiveAvgPool2dKernel adaptive_avg_pool2d;
 AdaptiveAvgPool2dBackwardKernel adaptive_avg_pool2d_backward;
 }  // namespace cpu
 
+// Defined in core/cuda/ when lowbit is built with LOWBIT_CUDA.
+namespace cuda {
+MaxPool2dKernel max_pool2d;
+MaxPool2dBackwardKernel max_pool2d_backward;
+AvgPool2dKernel avg_pool2d;
+AvgPool2dBackwardKernel avg_pool2d_backward;
+AdaptiveAvgPool2dKernel adaptive_avg_pool2d;
+AdaptiveAvgPool2dBackwardKernel adaptive_avg_pool2d_backward;
+}  // namespace cuda
+
 }  // namespace lowbit

@@ -28,4 +28,11 @@ VarKernel var;
 ReduceScatterKernel reduce_scatter;
 }  // namespace cpu
 
+// Defined in core/cuda/ when lowbit is built with LOWBIT_CUDA.
+namespace cuda {
+ReduceKernel reduce;
+VarKernel var;
+ReduceScatterKernel reduce_scatter;
+}  // namespace cuda
+
 }  // namespace lowbit

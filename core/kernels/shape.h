@@ -43,4 +43,18 @@ ScatterAddKernel scatter_add;
 OneHotKernel one_hot;
 }  // namespace cpu
 
+// Defined in core/cuda/ when lowbit is built with LOWBIT_CUDA.
+namespace cuda {
+ExpandKernel expand;
+PermuteKernel permute;
+ConcatKernel concat;
+SliceKernel slice;
+SliceBackwardKernel slice_backward;
+IndexSelectKernel index_select;
+IndexAddKernel index_add;
+GatherKernel gather;
+ScatterAddKernel scatter_add;
+OneHotKernel one_hot;
+}  // namespace cuda
+
 }  // namespace lowbit

@@ -17,4 +17,10 @@ SoftmaxKernel softmax;
 SoftmaxBackwardKernel softmax_backward;
 }  // namespace cpu
 
+// Defined in core/cuda/ when lowbit is built with LOWBIT_CUDA.
+namespace cuda {
+SoftmaxKernel softmax;
+SoftmaxBackwardKernel softmax_backward;
+}  // namespace cuda
+
 }  // namespace lowbit

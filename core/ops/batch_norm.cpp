@@ -28,8 +28,6 @@ void check_channel_tensor(const Tensor& t, const char* what, const Tensor& x) {
                x.device().str());
 }
 
-}  // namespace
-
 // Forward (c = axis 1, M = elements per channel):
 //   training: mean, invstd = 1/sqrt(biased var + eps) from the batch; eval: from the running stats.
 //   y = (x - mean) * invstd * w + b
@@ -39,8 +37,10 @@ void check_channel_tensor(const Tensor& t, const char* what, const Tensor& x) {
 //   dw = sum(dy xhat), db = sum(dy)
 // Saved: x, mean and invstd ([C]); xhat is rebuilt from them inside the backward pass, which
 // costs no extra pass, whereas saving xhat would cost a second x-sized buffer.
-Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
-                  const Tensor& running_var, const BatchNormOptions& opt) {
+// batch_norm, followed by a ReLU when `relu`: y = max(bn(x), 0), and backward feeds the BN
+// backward dy * [y > 0]. Saved in addition: y itself (which the next layer keeps anyway).
+Tensor batch_norm_impl(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
+                       const Tensor& running_var, const BatchNormOptions& opt, bool relu) {
   LOWBIT_CHECK(x.dtype() == DType::f32, "batch_norm", "needs an f32 input, got ", dtype_name(x.dtype()), " ",
                shape_str(x.shape()));
   LOWBIT_CHECK(x.dim() >= 2, "batch_norm", "expects an [N, C, ...] input, got ", shape_str(x.shape()));
@@ -71,19 +71,35 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, con
     invstd = pow(add(running_var.detach(), opt.eps), -0.5);
   }
   Tensor y = Tensor::empty(x.shape(), DType::f32, x.device());
-  batch_norm_apply_stub[x.device()](x, mean, invstd, weight, bias, y);
+  batch_norm_apply_stub[x.device()](x, mean, invstd, weight, bias, relu, y);
 
   const bool training = opt.training;
-  return record("batch_norm", y, {x, weight, bias}, [training, x, mean, invstd, weight](const Tensor& dy, Grads& g) {
-    Tensor dx, dw, db;
-    if (g.wants(0)) dx = Tensor::empty(x.shape(), DType::f32, dy.device());
-    if (g.wants(1)) dw = Tensor::empty(weight.shape(), DType::f32, dy.device());
-    if (g.wants(2)) db = Tensor::empty({x.size(1)}, DType::f32, dy.device());
-    batch_norm_backward_stub[dy.device()](training, dy, x, mean, invstd, weight, dx, dw, db);
-    g.set(0, dx);
-    g.set(1, dw);
-    g.set(2, db);
-  });
+  const Tensor relu_out = relu ? y : Tensor();
+  return record(relu ? "batch_norm_relu" : "batch_norm", y, {x, weight, bias},
+                [training, x, mean, invstd, weight, relu_out](const Tensor& dy, Grads& g) {
+                  Tensor dx, dw, db;
+                  if (g.wants(0)) dx = Tensor::empty(x.shape(), DType::f32, dy.device());
+                  if (g.wants(1)) dw = Tensor::empty(weight.shape(), DType::f32, dy.device());
+                  if (g.wants(2)) db = Tensor::empty({x.size(1)}, DType::f32, dy.device());
+                  batch_norm_backward_stub[dy.device()](training, dy, x, mean, invstd, weight, relu_out, dx, dw, db);
+                  g.set(0, dx);
+                  g.set(1, dw);
+                  g.set(2, db);
+                });
+}
+
+}  // namespace
+
+Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
+                  const Tensor& running_var, const BatchNormOptions& opt) {
+  return batch_norm_impl(x, weight, bias, running_mean, running_var, opt, false);
+}
+
+// relu(batch_norm(x)) in one pass each way: dx, dw, db are batch_norm's gradients for the
+// incoming gradient dy * [y > 0].
+Tensor batch_norm_relu(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
+                       const Tensor& running_var, const BatchNormOptions& opt) {
+  return batch_norm_impl(x, weight, bias, running_mean, running_var, opt, true);
 }
 
 }  // namespace lowbit

@@ -19,4 +19,9 @@ struct BatchNormOptions {
 Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
                   const Tensor& running_var, const BatchNormOptions& opt = {});
 
+// relu(batch_norm(...)) fused: the same values and gradients (the ReLU's derivative is 0 at
+// 0), one pass over x forward and one backward instead of two each.
+Tensor batch_norm_relu(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
+                       const Tensor& running_var, const BatchNormOptions& opt = {});
+
 }  // namespace lowbit
