@@ -18,7 +18,35 @@ struct BenchArgs {
   std::string models = "lenet5";
   StepBenchOptions options;
   bool json = false;
+  std::string quant, bits = "8/8";
+  std::vector<std::string> quant_set;  // extra quant: keys, "dropbits.enabled=true"
 };
+
+// --quant cpq --bits 2/2 --quant-set dropbits.enabled=true -> "{method: cpq, weight_bits: 2,
+// act_bits: 2, dropbits: {enabled: true}}" (quantize_model checks every key and value).
+std::string quant_yaml(const BenchArgs& a) {
+  if (a.quant.empty() || a.quant == "none") {
+    LOWBIT_CHECK(a.quant_set.empty(), "bench --quant-set", "needs --quant METHOD");
+    return "";
+  }
+  const size_t slash = a.bits.find('/');
+  LOWBIT_CHECK(slash != std::string::npos && slash > 0 && slash + 1 < a.bits.size(), "bench --bits",
+               "expected W/A, e.g. 2/2 or 4/32, got '", a.bits, "'");
+  std::string y = "{method: " + a.quant + ", weight_bits: " + a.bits.substr(0, slash) +
+                  ", act_bits: " + a.bits.substr(slash + 1);
+  for (const std::string& kv : a.quant_set) {
+    const size_t eq = kv.find('=');
+    LOWBIT_CHECK(eq != std::string::npos && eq > 0, "bench --quant-set", "expected KEY=VALUE, got '", kv, "'");
+    // a.b=v nests as {a: {b: v}}.
+    std::string key = kv.substr(0, eq), open, close;
+    for (size_t dot; (dot = key.find('.')) != std::string::npos; key = key.substr(dot + 1)) {
+      open += key.substr(0, dot) + ": {";
+      close += "}";
+    }
+    y += ", " + open + key + ": " + kv.substr(eq + 1) + close;
+  }
+  return y + "}";
+}
 
 std::vector<std::string> split_models(const std::string& list) {
   std::vector<std::string> out;
@@ -58,9 +86,11 @@ void run_bench(const BenchArgs& a) {
   const auto models = split_models(a.models);
   check_models(models, a.models);
   if (!a.json) print_table_header();
+  const std::string quant = quant_yaml(a);
   for (const auto& m : models) {
     StepBenchOptions o = a.options;
     o.model = m;
+    o.quant = quant;
     StepBenchResult r = bench_training_step(o);
     if (a.json)
       std::printf("%s\n", step_bench_json(r, o).c_str());
@@ -84,6 +114,11 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--threads", args->options.threads, "Worker threads")->capture_default_str();
   cmd->add_option("--seed", args->options.seed, "Seed for the weights and the synthetic batch")->capture_default_str();
   cmd->add_flag("--json", args->json, "One JSON line per model (the keys of shared/anchors/torch_bench.py)");
+  cmd->add_option("--quant", args->quant, "Quantize with this method (ste_uniform, lsq, rq, cpq, ...); default: none");
+  cmd->add_option("--bits", args->bits, "Weight/activation bits with --quant, e.g. 2/2 (32 = float)")
+      ->capture_default_str();
+  cmd->add_option("--quant-set", args->quant_set, "Another quant: key, e.g. dropbits.enabled=true (repeatable)")
+      ->type_name("KEY=VALUE");
   cmd->callback([args] { run_bench(*args); });
 }
 

@@ -15,6 +15,7 @@
 #include "../core/rng.h"
 #include "../layers/zoo.h"
 #include "../optim/sgd.h"
+#include "../quant/quantize_model.h"
 
 namespace lowbit {
 
@@ -69,6 +70,7 @@ StepBenchResult bench_training_step(const StepBenchOptions& o) {
   mo.num_classes = kClasses;
   mo.shortcut = o.resnet_shortcut;
   ModulePtr model = build_model(o.model, mo, init);
+  if (!o.quant.empty()) quantize_model(*model, o.quant);
   model->train();
   SgdOptions so;
   so.lr = 0.01;
@@ -129,6 +131,7 @@ std::string step_bench_json(const StepBenchResult& r, const StepBenchOptions& o)
   j["warmup"] = o.warmup;
   j["final_loss"] =
       std::isfinite(r.final_loss) ? nlohmann::ordered_json(round3(r.final_loss)) : nlohmann::ordered_json(nullptr);
+  j["quant"] = o.quant.empty() ? "none" : o.quant;
   return j.dump();
 }
 

@@ -18,6 +18,10 @@ struct StepBenchOptions {
   uint64_t seed = 0;
   // The anchor's CIFAR ResNets use 1x1 conv + BN shortcuts (option B), not the zoo's default A.
   char resnet_shortcut = 'B';
+  // Quantization as a `quant:` section in YAML flow style (empty: full precision), e.g.
+  // "{method: cpq, weight_bits: 2, act_bits: 2}"; applied with quantize_model after the build.
+  // Activation quantizers initialise from the first (warmup) batch.
+  std::string quant;
 };
 
 struct StepBenchResult {
