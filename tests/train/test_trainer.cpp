@@ -22,7 +22,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-ExperimentConfig synthetic_config(const std::string& model = "mlp", int epochs = 2) {
+ExperimentConfig synthetic_config(const std::string& model = "mlp", int epochs = 2, const std::string& quant = "") {
   std::string yaml = R"(
 data: {dataset: synthetic, synthetic: {train_size: 320, test_size: 96}}
 optim: {name: adam, lr: 3.0e-3}
@@ -31,7 +31,7 @@ train: {batch_size: 32, seed: 7, threads: 2}
 )";
   return load_config_string(yaml, "synthetic.yaml",
                             {"model={name: " + model + ", hidden: [32], batch_norm: true}",
-                             "train.epochs=" + std::to_string(epochs)});
+                             "train.epochs=" + std::to_string(epochs), "quant=" + (quant.empty() ? "~" : quant)});
 }
 
 TrainerOptions quiet(const std::string& dir, int64_t stop_after = -1) {
@@ -110,6 +110,19 @@ TEST_CASE("trainer: an interrupted and resumed run ends with the same weights", 
     REQUIRE(a[i].test_acc == b[i].test_acc);
     REQUIRE(a[i].lr == b[i].lr);
   }
+}
+
+TEST_CASE("trainer: a quantized run with DropBits resumes exactly (quantizer state and streams)", "[train]") {
+  test::TempDir tmp("trainer_resume_quant");
+  ExperimentConfig c = synthetic_config(
+      "lenet5", 2, "{method: cpq, weight_bits: 2, act_bits: 3, dropbits: {enabled: true}, optim: {lr: 1.0e-2}}");
+  Trainer(c, quiet(tmp.file("whole"))).fit();
+  REQUIRE(Trainer(c, quiet(tmp.file("split"), 7)).fit().interrupted);
+  Trainer::resume(tmp.file("split"), {}, quiet(""))->fit();
+  require_identical(model_tensors(tmp.file("whole/last.safetensors")),
+                    model_tensors(tmp.file("split/last.safetensors")));
+  // DropBits drew masks: the quantizers' streams moved and were checkpointed.
+  REQUIRE_FALSE(load_checkpoint(tmp.file("split/last.safetensors")).generators.empty());
 }
 
 TEST_CASE("trainer: same config, seed and threads give the same numbers", "[train]") {
