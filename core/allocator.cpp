@@ -8,6 +8,9 @@
 #include <vector>
 
 #include "error.h"
+#ifdef LOWBIT_WITH_CUDA
+#include "cuda/runtime.h"
+#endif
 
 namespace lowbit {
 namespace {
@@ -98,9 +101,13 @@ Allocator& allocator_for(Device d) {
     static auto* host = new HostCachingAllocator();
     return *host;
   }
+#ifdef LOWBIT_WITH_CUDA
+  return cuda::device_allocator(d.index);
+#else
   Allocator* a = g_allocators[static_cast<int>(d.kind)];
   if (!a) throw Error("no allocator for device " + d.str(), "allocator", "lowbit was built without this backend");
   return *a;
+#endif
 }
 
 }  // namespace lowbit

@@ -12,6 +12,9 @@
 #include "ops/elementwise.h"
 #include "parallel.h"
 #include "rng.h"
+#ifdef LOWBIT_WITH_CUDA
+#include "cuda/runtime.h"
+#endif
 
 namespace lowbit {
 
@@ -243,6 +246,12 @@ Tensor Tensor::to(DType to_dtype) const {
 
 Tensor Tensor::to(Device to_device) const {
   if (to_device == device()) return *this;
+#ifdef LOWBIT_WITH_CUDA
+  // A copy, not recorded for autograd: move parameters and batches, not intermediate values.
+  Tensor out = empty(shape(), dtype(), to_device);
+  cuda::copy_across(*this, out);
+  return out;
+#endif
   throw Error("no copy path from " + device().str() + " to " + to_device.str(), "Tensor::to",
               "lowbit was built without this backend");
 }
