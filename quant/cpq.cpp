@@ -225,24 +225,7 @@ Tensor CpqQuantizer::regularizer() {
 }
 
 void CpqQuantizer::init_from(const Tensor& x) {
-  const GridRange r = grid_range(grid_bits(), is_signed(), spec().grid);
-  const int64_t channels = parameter("alpha_raw").numel();
-  std::vector<float> a;
-  if (spec().option_string("init", "mse") == "max") {
-    const float qabs = static_cast<float>(std::max<int64_t>(std::max(-r.qmin, r.qmax), 1));
-    a = abs_max(x, channels);
-    for (float& v : a) v = std::max(v / qabs, kMinPositive);
-  } else {
-    a = mse_step(x, r, channels);
-  }
-  const double ratio = spec().option_double("sigma_init", 1.0 / 3.0);
-  std::vector<float> ra, rs;
-  for (float v : a) {
-    ra.push_back(static_cast<float>(positive_inverse(v, positive_map_of(spec()))));
-    rs.push_back(static_cast<float>(positive_inverse(std::max(v * ratio, 1e-8), positive_map_of(spec()))));
-  }
-  parameter("alpha_raw").copy_(Tensor::from_vector(ra, parameter("alpha_raw").shape()));
-  parameter("sigma_raw").copy_(Tensor::from_vector(rs, parameter("sigma_raw").shape()));
+  init_alpha_sigma(*this, x, grid_range(grid_bits(), is_signed(), spec().grid));
 }
 
 const DropBitsSampler& CpqQuantizer::sampler() {
@@ -275,6 +258,28 @@ Tensor CpqQuantizer::quantize(const Tensor& x) {
     inputs.push_back(nested_gates(parameter("gate_log_alpha"), is_training(), *generator()));
   }
   return CustomFunction::apply<MulticlassSte>(inputs, std::move(s));
+}
+
+void init_alpha_sigma(Quantizer& q, const Tensor& x, GridRange r) {
+  const QuantSpec& spec = q.spec();
+  const int64_t channels = q.parameter("alpha_raw").numel();
+  std::vector<float> a;
+  if (spec.option_string("init", "mse") == "max") {
+    const float qabs = static_cast<float>(std::max<int64_t>(std::max(-r.qmin, r.qmax), 1));
+    a = abs_max(x, channels);
+    for (float& v : a) v = std::max(v / qabs, kMinPositive);
+  } else {
+    a = mse_step(x, r, channels);
+  }
+  const double ratio = spec.option_double("sigma_init", 1.0 / 3.0);
+  const PositiveMap map = positive_map_of(spec);
+  std::vector<float> ra, rs;
+  for (float v : a) {
+    ra.push_back(static_cast<float>(positive_inverse(v, map)));
+    rs.push_back(static_cast<float>(positive_inverse(std::max(v * ratio, 1e-8), map)));
+  }
+  q.parameter("alpha_raw").copy_(Tensor::from_vector(ra, q.parameter("alpha_raw").shape()));
+  q.parameter("sigma_raw").copy_(Tensor::from_vector(rs, q.parameter("sigma_raw").shape()));
 }
 
 }  // namespace lowbit

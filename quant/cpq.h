@@ -96,4 +96,9 @@ class CpqQuantizer : public Quantizer {
 // 65536 elements per channel. One value per channel.
 std::vector<float> mse_step(const Tensor& x, GridRange range, int64_t channels);
 
+// The logistic-bin methods' initialisation (cpq, rq): alpha from option `init` (mse: mse_step,
+// max: max|x| / max(|qmin|, qmax)), sigma = alpha * option `sigma_init` (1/3), both written
+// through the spec's positive map into the quantizer's alpha_raw and sigma_raw.
+void init_alpha_sigma(Quantizer& q, const Tensor& x, GridRange range);
+
 }  // namespace lowbit

@@ -165,24 +165,7 @@ std::vector<float> RqQuantizer::sigma_values() const {
 
 void RqQuantizer::init_from(const Tensor& x) {
   // The same choice as cpq (docs/quantizers/rq.md): MSE-optimal alpha, sigma = alpha / 3.
-  const GridRange r = range();
-  const int64_t channels = parameter("alpha_raw").numel();
-  std::vector<float> a;
-  if (spec().option_string("init", "mse") == "max") {
-    const float qabs = static_cast<float>(std::max<int64_t>(std::max(-r.qmin, r.qmax), 1));
-    a = abs_max(x, channels);
-    for (float& v : a) v = std::max(v / qabs, 1e-8f);
-  } else {
-    a = mse_step(x, r, channels);
-  }
-  const double ratio = spec().option_double("sigma_init", 1.0 / 3.0);
-  std::vector<float> ra, rs;
-  for (float v : a) {
-    ra.push_back(static_cast<float>(positive_inverse(v, positive_map_of(spec()))));
-    rs.push_back(static_cast<float>(positive_inverse(std::max(v * ratio, 1e-8), positive_map_of(spec()))));
-  }
-  parameter("alpha_raw").copy_(Tensor::from_vector(ra, parameter("alpha_raw").shape()));
-  parameter("sigma_raw").copy_(Tensor::from_vector(rs, parameter("sigma_raw").shape()));
+  init_alpha_sigma(*this, x, range());
 }
 
 Tensor RqQuantizer::quantize(const Tensor& x) {
