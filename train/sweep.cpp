@@ -3,6 +3,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -12,6 +13,7 @@
 #include <sstream>
 
 #include "../core/error.h"
+#include "../optim/optimizer.h"
 #include "experiment.h"
 #include "metrics.h"
 #include "trainer.h"
@@ -274,6 +276,22 @@ std::string sweep_table(const std::vector<SweepResult>& results) {
   return t;
 }
 
+void select_sweep_runs(SweepPlan& plan, const std::vector<std::string>& only, const std::vector<uint64_t>& seeds) {
+  for (const std::string& g : only) {
+    const bool any = std::any_of(plan.runs.begin(), plan.runs.end(), [&](const SweepRun& r) { return glob_match(g, r.name); });
+    LOWBIT_CHECK(any, plan.file, "--only '", g, "' matches no run of the sweep (see --dry-run for the names)");
+  }
+  for (uint64_t s : seeds) {
+    const bool any = std::any_of(plan.runs.begin(), plan.runs.end(), [&](const SweepRun& r) { return r.seed == s; });
+    LOWBIT_CHECK(any, plan.file, "--seeds: seed ", s, " is not one of the sweep's seeds");
+  }
+  for (SweepRun& r : plan.runs) {
+    const bool name_ok = only.empty() || std::any_of(only.begin(), only.end(), [&](const std::string& g) { return glob_match(g, r.name); });
+    const bool seed_ok = seeds.empty() || std::find(seeds.begin(), seeds.end(), r.seed) != seeds.end();
+    r.selected = name_ok && seed_ok;
+  }
+}
+
 std::string run_sweep(const SweepPlan& plan, bool quiet) {
   fs::create_directories(plan.dir);
   fs::copy_file(plan.file, fs::path(plan.dir) / "sweep.yaml", fs::copy_options::overwrite_existing);
@@ -282,6 +300,10 @@ std::string run_sweep(const SweepPlan& plan, bool quiet) {
   for (size_t i = 0; i < plan.runs.size(); ++i) {
     const SweepRun& run = plan.runs[i];
     SweepResult r = read_run_result(run);
+    if (!run.selected) {
+      if (r.finished) results.push_back(r);
+      continue;
+    }
     if (!r.finished && !stopped) {
       std::fprintf(stderr, "sweep %s: run %zu/%zu: %s (seed %llu)\n", plan.name.c_str(), i + 1, plan.runs.size(),
                    run.name.c_str(), (unsigned long long)run.seed);

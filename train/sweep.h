@@ -17,6 +17,7 @@ struct SweepRun {
   std::vector<std::string> overrides;  // applied to the base config, in order
   ExperimentConfig config;             // resolved (every run is checked before any trains)
   std::string run_dir;                 // <sweep dir>/<name>/seed<seed>
+  bool selected = true;                // trained by run_sweep (see select_sweep_runs)
 };
 
 // A sweep file:
@@ -40,6 +41,12 @@ struct SweepPlan {
 SweepPlan plan_sweep(const std::string& path, const std::vector<std::string>& extra = {},
                      const std::string& dir = "");
 
+// Restricts which runs run_sweep trains: runs whose variant name matches one of `only` (globs,
+// `*` and `?`; empty: all) and whose seed is in `seeds` (empty: all). The others stay in the
+// plan so that the table still shows those already finished (by an earlier, wider call).
+// A pattern that matches no variant, or a seed the plan does not have, is an Error.
+void select_sweep_runs(SweepPlan& plan, const std::vector<std::string>& only, const std::vector<uint64_t>& seeds);
+
 // The outcome of one run, read back from its run directory.
 struct SweepResult {
   std::string name;
@@ -55,9 +62,9 @@ struct SweepResult {
 // the config asks and a final evaluation).
 SweepResult read_run_result(const SweepRun& run);
 
-// Runs every run of the plan that has not finished (an interrupted one is resumed), then writes
+// Runs every selected run of the plan that has not finished (an interrupted one is resumed), then writes
 // results.csv (one row per run and seed) and results.md (per variant: mean and spread over
-// seeds) into the sweep folder and returns the markdown. quiet: no per-run console logs.
+// seeds; runs not selected are listed only if finished) into the sweep folder and returns the markdown. quiet: no per-run console logs.
 std::string run_sweep(const SweepPlan& plan, bool quiet);
 
 // The comparison table of results (markdown), variants in plan order.

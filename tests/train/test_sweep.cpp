@@ -1,6 +1,7 @@
 // Sweeps: expansion of runs x grid x seeds, errors before anything trains, a tiny real sweep.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -94,4 +95,25 @@ TEST_CASE("sweep: a small sweep trains, tabulates and skips finished runs", "[sw
   auto stamp = fs::last_write_time(fs::path(p.runs[0].run_dir) / "last.safetensors");
   run_sweep(p, true);
   REQUIRE(fs::last_write_time(fs::path(p.runs[0].run_dir) / "last.safetensors") == stamp);
+}
+
+TEST_CASE("sweep: --only and --seeds train a part; the table keeps what finished before", "[sweep]") {
+  test::TempDir tmp("sweep_select");
+  write(tmp, "base.yaml", kBase);
+  std::string f = write(tmp, "s.yaml", "base: base.yaml\nruns: [{name: a}, {name: b}]\nseeds: [0, 1]\n");
+  SweepPlan p = plan_sweep(f, {}, tmp.file("out"));
+  REQUIRE_THAT(test::error_of([&] { select_sweep_runs(p, {"c*"}, {}); }), Catch::Contains("--only 'c*' matches no run"));
+  REQUIRE_THAT(test::error_of([&] { select_sweep_runs(p, {}, {7}); }), Catch::Contains("seed 7 is not one"));
+
+  select_sweep_runs(p, {"a"}, {1});
+  REQUIRE(std::count_if(p.runs.begin(), p.runs.end(), [](const SweepRun& r) { return r.selected; }) == 1);
+  std::string md = run_sweep(p, true);
+  REQUIRE_THAT(md, Catch::Contains("| a | 1/1 |"));
+  REQUIRE_THAT(md, !Catch::Contains("| b |"));  // neither trained nor finished: left out
+  REQUIRE(read_run_result(p.runs[1]).finished);  // a, seed 1
+  REQUIRE_FALSE(fs::exists(p.runs[0].run_dir));  // a, seed 0: not selected
+
+  select_sweep_runs(p, {"b"}, {0});
+  md = run_sweep(p, true);
+  REQUIRE_THAT(md, Catch::Contains("| a | 1/1 |") && Catch::Contains("| b | 1/1 |"));
 }
