@@ -57,6 +57,27 @@ struct Variant {
   bool cross = true;  // combined with the grid (runs.grid: false keeps a reference run as is)
 };
 
+const std::string kSweepDir = "{sweep_dir}";
+
+std::string replace_all(std::string s, const std::string& from, const std::string& to) {
+  for (size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size())) s.replace(at, from.size(), to);
+  return s;
+}
+
+std::string substitute(const std::string& s, const std::string& dir, uint64_t seed) {
+  return replace_all(replace_all(s, kSweepDir, dir), "{seed}", std::to_string(seed));
+}
+
+// Whether `path` lies inside the folder `dir` (component-wise, so seed1 does not contain seed10).
+bool inside(const std::string& path, const std::string& dir) {
+  const fs::path p = fs::path(path).lexically_normal(), d = fs::path(dir).lexically_normal();
+  auto pi = p.begin();
+  for (auto di = d.begin(); di != d.end(); ++di, ++pi)
+    if (di->empty()) continue;
+    else if (pi == p.end() || *pi != *di) return false;
+  return true;
+}
+
 }  // namespace
 
 SweepPlan plan_sweep(const std::string& path, const std::vector<std::string>& extra, const std::string& dir) {
@@ -176,9 +197,14 @@ SweepPlan plan_sweep(const std::string& path, const std::vector<std::string>& ex
     std::vector<std::string> overrides = common;
     overrides.insert(overrides.end(), v.set.begin(), v.set.end());
     overrides.insert(overrides.end(), extra.begin(), extra.end());
+    // Values naming another run's output ({sweep_dir}) are left out of the probe: that file
+    // appears only when the earlier run has trained.
+    std::vector<std::string> probe_overrides;
+    for (const auto& o : overrides)
+      if (o.find(kSweepDir) == std::string::npos) probe_overrides.push_back(o);
     ExperimentConfig probe;
     try {
-      probe = load_config(base.string(), overrides);
+      probe = load_config(base.string(), probe_overrides);
       // The quant: section and its fit to the model, so a typo fails before the first run.
       Generator gen(0);
       make_experiment_model(probe, gen);
@@ -190,11 +216,25 @@ SweepPlan plan_sweep(const std::string& path, const std::vector<std::string>& ex
       SweepRun r;
       r.name = v.name;
       r.seed = seed;
-      r.overrides = overrides;
+      for (const auto& o : overrides) r.overrides.push_back(substitute(o, plan.dir, seed));
       r.overrides.push_back(detail::cat("train.seed=", seed));
       r.overrides.push_back("output.name=" + folder_name(v.name));
-      r.config = load_config(base.string(), r.overrides);
+      try {
+        r.config = load_config(base.string(), r.overrides);
+      } catch (const Error& e) {
+        throw Error(detail::cat("run '", v.name, "' seed ", seed, ": ", e.what()), path);
+      }
       r.run_dir = (fs::path(plan.dir) / folder_name(v.name) / detail::cat("seed", seed)).string();
+      for (const auto& o : overrides) {
+        if (o.find(kSweepDir) == std::string::npos) continue;
+        const std::string value = substitute(o.substr(o.find('=') + 1), plan.dir, seed);
+        size_t found = plan.runs.size();
+        for (size_t i = 0; i < plan.runs.size(); ++i)
+          if (inside(value, plan.runs[i].run_dir)) found = i;
+        LOWBIT_CHECK(found < plan.runs.size(), path, "run '", v.name, "' seed ", seed, ": '", o, "' names ", value,
+                     ", which no earlier run of the sweep writes (list the run it comes from before this one)");
+        r.needs.push_back(found);
+      }
       plan.runs.push_back(std::move(r));
     }
   }
@@ -305,6 +345,11 @@ std::string run_sweep(const SweepPlan& plan, bool quiet) {
       continue;
     }
     if (!r.finished && !stopped) {
+      for (size_t need : run.needs) {
+        const SweepRun& dep = plan.runs[need];
+        LOWBIT_CHECK(read_run_result(dep).finished, plan.file, "run '", run.name, "' seed ", run.seed, " needs run '",
+                     dep.name, "' seed ", dep.seed, " (", dep.run_dir, ") to have finished first; include it (--only/--seeds)");
+      }
       std::fprintf(stderr, "sweep %s: run %zu/%zu: %s (seed %llu)\n", plan.name.c_str(), i + 1, plan.runs.size(),
                    run.name.c_str(), (unsigned long long)run.seed);
       TrainerOptions o;

@@ -18,6 +18,7 @@ struct SweepRun {
   ExperimentConfig config;             // resolved (every run is checked before any trains)
   std::string run_dir;                 // <sweep dir>/<name>/seed<seed>
   bool selected = true;                // trained by run_sweep (see select_sweep_runs)
+  std::vector<size_t> needs;           // earlier runs whose output ({sweep_dir}) this one reads
 };
 
 // A sweep file:
@@ -29,6 +30,10 @@ struct SweepRun {
 //   grid:                                # crossed with every variant (optional); keys in order
 //     quant.weight_bits, quant.act_bits: [2, 4]   # comma-joined keys take each value together
 //   seeds: [0, 1, 2]                     # every variant runs once per seed (default: the base's)
+//   Values may name the output of an earlier run: {sweep_dir} is the sweep folder, {seed} the
+//   run's seed, e.g. model.init_from={sweep_dir}/fp32/seed{seed}/best.safetensors or
+//   quant.fixed_bits_from={sweep_dir}/learned/seed{seed}/quant_report.json. Such a run waits
+//   for (and errors without) the run that writes the file, which must come earlier in the file.
 //   output: {dir: runs/sweeps, name: fmnist_methods}
 struct SweepPlan {
   std::string file, name, dir;  // dir: the sweep folder (output.dir/name unless given)

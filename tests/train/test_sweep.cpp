@@ -25,6 +25,11 @@ std::string write(const test::TempDir& d, const std::string& name, const std::st
   return d.file(name);
 }
 
+std::string read_text(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
 }  // namespace
 
 TEST_CASE("sweep: runs x grid x seeds, in file order", "[sweep]") {
@@ -116,4 +121,39 @@ TEST_CASE("sweep: --only and --seeds train a part; the table keeps what finished
   select_sweep_runs(p, {"b"}, {0});
   md = run_sweep(p, true);
   REQUIRE_THAT(md, Catch::Contains("| a | 1/1 |") && Catch::Contains("| b | 1/1 |"));
+}
+
+TEST_CASE("sweep: {sweep_dir} and {seed} name an earlier run's output", "[sweep]") {
+  test::TempDir tmp("sweep_chain");
+  write(tmp, "base.yaml", kBase);
+  std::string f = write(tmp, "s.yaml", R"(
+base: base.yaml
+runs:
+  - {name: pre}
+  - {name: fine, set: ["model.init_from={sweep_dir}/pre/seed{seed}/best.safetensors"]}
+seeds: [0, 1]
+)");
+  SweepPlan p = plan_sweep(f, {}, tmp.file("out"));
+  REQUIRE(p.runs.size() == 4);
+  REQUIRE(p.runs[3].config.model.init_from == tmp.file("out") + "/pre/seed1/best.safetensors");
+  REQUIRE(p.runs[3].needs == std::vector<size_t>{1});
+  REQUIRE(p.runs[2].needs == std::vector<size_t>{0});
+
+  // A dependent run alone: an error naming the run it waits for, nothing trained.
+  select_sweep_runs(p, {"fine"}, {0});
+  REQUIRE_THAT(test::error_of([&] { run_sweep(p, true); }), Catch::Contains("needs run 'pre' seed 0"));
+  REQUIRE_FALSE(fs::exists(p.runs[2].run_dir));
+  select_sweep_runs(p, {}, {0});
+  run_sweep(p, true);
+  REQUIRE(read_run_result(p.runs[2]).finished);
+  REQUIRE_THAT(read_text(p.runs[2].run_dir + "/train.log"), Catch::Contains("init_from: loaded"));
+
+  std::string bad = write(tmp, "bad.yaml", R"(
+base: base.yaml
+runs:
+  - {name: fine, set: ["model.init_from={sweep_dir}/pre/seed{seed}/best.safetensors"]}
+  - {name: pre}
+)");
+  REQUIRE_THAT(test::error_of([&] { plan_sweep(bad, {}, tmp.file("out2")); }),
+               Catch::Contains("no earlier run of the sweep writes"));
 }
