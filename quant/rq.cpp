@@ -63,9 +63,11 @@ void RqConcrete::run(const float* dy, float* y, float* dx, std::vector<double>* 
             blk_id = k / 4;
             blk = s_.gen.block(s_.base + static_cast<uint64_t>(i) * nb + static_cast<uint64_t>(blk_id));
           }
-          const float U = (static_cast<float>(blk[static_cast<size_t>(k % 4)] >> 8) + 0.5f) * (1.0f / 16777216.0f);
+          // U in (0, 1) in double: in float, (2^24 - 1 + 0.5) / 2^24 rounds to 1, and log(-log 1)
+          // = -inf made a = +inf and the concrete sample NaN (about once per 2^24 draws).
+          const double U = (static_cast<double>(blk[static_cast<size_t>(k % 4)] >> 8) + 0.5) * (1.0 / 16777216.0);
           const float pi = rr[k - k0] / R;
-          const float a = (pi > kTiny ? std::log(pi) : std::log(kTiny)) - std::log(-std::log(U));
+          const float a = (pi > kTiny ? std::log(pi) : std::log(kTiny)) - static_cast<float>(std::log(-std::log(U)));
           av[k - k0] = a;
           if (a > amax) amax = a, khard = k;
         }
