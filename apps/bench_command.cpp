@@ -7,6 +7,7 @@
 
 #include "../core/error.h"
 #include "../layers/zoo.h"
+#include "../train/device.h"
 #include "../train/step_bench.h"
 #include "commands.h"
 
@@ -85,6 +86,7 @@ void print_table_row(const StepBenchResult& r) {
 void run_bench(const BenchArgs& a) {
   const auto models = split_models(a.models);
   check_models(models, a.models);
+  (void)resolve_device(a.options.device, "bench --device");  // before the table header
   if (!a.json) print_table_header();
   const std::string quant = quant_yaml(a);
   for (const auto& m : models) {
@@ -112,6 +114,8 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--steps", args->options.steps, "Timed steps (the median is reported)")->capture_default_str();
   cmd->add_option("--warmup", args->options.warmup, "Untimed steps before the timed ones")->capture_default_str();
   cmd->add_option("--threads", args->options.threads, "Worker threads")->capture_default_str();
+  cmd->add_option("--device", args->options.device, "cpu, cuda or cuda:N (steps timed between device synchronisations)")
+      ->capture_default_str();
   cmd->add_option("--seed", args->options.seed, "Seed for the weights and the synthetic batch")->capture_default_str();
   cmd->add_flag("--json", args->json, "One JSON line per model (the keys of shared/anchors/torch_bench.py)");
   cmd->add_option("--quant", args->quant, "Quantize with this method (ste_uniform, lsq, rq, cpq, ...); default: none");

@@ -6,6 +6,7 @@
 #include "../core/error.h"
 #include "../core/parallel.h"
 #include "../quant/export.h"
+#include "../train/device.h"
 #include "../train/evaluate.h"
 #include "../train/load_model.h"
 #include "commands.h"
@@ -16,7 +17,7 @@ namespace {
 namespace fs = std::filesystem;
 
 struct EvalArgs {
-  std::string checkpoint, config, data;
+  std::string checkpoint, config, data, device;
   std::vector<std::string> overrides;
   int64_t batch = 0;
   int threads = 0;
@@ -39,6 +40,25 @@ ModulePtr load_export(const EvalArgs& a, ExperimentConfig& config) {
   return model;
 }
 
+// --device when given (strictly: a missing GPU is an error). Otherwise the device the run
+// trained on where it exists here, else the CPU with a note: checkpoints load onto any device.
+Device eval_device(const EvalArgs& a, const ExperimentConfig& config, bool quantized) {
+  if (!a.device.empty()) {
+    const Device d = resolve_device(a.device, "eval --device");
+    LOWBIT_CHECK(!quantized || d.is_cpu(), "eval --device", "a quantized model evaluates on the CPU only for now ",
+                 "(quantizers have no CUDA kernels yet); use --device cpu");
+    return d;
+  }
+  const std::string& wanted = config.train.device;
+  if (wanted == "cpu" || quantized) return Device::cpu();
+  try {
+    return resolve_device(wanted);
+  } catch (const Error& e) {
+    std::fprintf(stderr, "lowbit: note: %s; evaluating on cpu (choose with --device)\n", e.what());
+    return Device::cpu();
+  }
+}
+
 void run_eval(const EvalArgs& a) {
   ExperimentConfig config;
   ModulePtr model;
@@ -52,11 +72,17 @@ void run_eval(const EvalArgs& a) {
   if (!a.data.empty()) config.data.path = a.data;
   if (a.batch > 0) config.train.batch_size = static_cast<int>(a.batch);
   set_num_threads(a.threads > 0 ? a.threads : config.train.threads);
+  // An export folder's model carries fixed activation quantizers, which are CPU-only too.
+  const bool quantized = fs::is_directory(a.checkpoint) || parse_quant_config(config.quant.yaml).enabled;
+  const Device device = eval_device(a, config, quantized);
+  apply_device_settings(device, config.train.deterministic, config.train.allow_tf32);
+  model->to(device);
 
   ExperimentData data = make_data(config.data, config.train.seed);
   LoaderOptions lo;
   lo.batch_size = config.train.batch_size;
   lo.shuffle = false;
+  lo.device = device;
   DataLoader loader(*data.test, lo, data.test_transforms);
   EvalResult r = evaluate(*model, loader);
   if (a.json) {
@@ -84,6 +110,8 @@ void add_eval_command(CLI::App& app) {
   cmd->add_option("--set", a->overrides, "override a config key (repeatable)")->type_name("KEY=VALUE");
   cmd->add_option("--batch", a->batch, "evaluation batch size (default: train.batch_size)");
   cmd->add_option("--threads", a->threads, "threads (default: train.threads)");
+  cmd->add_option("--device", a->device,
+                  "cpu, cuda or cuda:N (default: the run's train.device where available here, else cpu)");
   cmd->add_flag("--json", a->json, "one JSON object on stdout");
   cmd->callback([a] { run_eval(*a); });
 }

@@ -9,12 +9,14 @@ namespace lowbit::cli {
 namespace {
 
 struct TrainArgs {
-  std::string config, resume, run_dir;
+  std::string config, resume, run_dir, device;
   std::vector<std::string> overrides;
   bool quiet = false, no_progress = false;
 };
 
-void run_train(const TrainArgs& a) {
+void run_train(TrainArgs a) {
+  // --device is train.device given last, so it wins over the file and any --set.
+  if (!a.device.empty()) a.overrides.push_back("train.device=" + a.device);
   TrainerOptions options;
   options.run_dir = a.run_dir;
   options.console = !a.quiet;
@@ -52,6 +54,8 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--resume", a->resume, "continue the run in RUN_DIR from its last.safetensors")
       ->type_name("RUN_DIR");
   cmd->add_option("--run-dir", a->run_dir, "write the run here instead of output.dir/<name>-<time>");
+  cmd->add_option("--device", a->device,
+                  "cpu, cuda or cuda:N (overrides train.device; with --resume, continues on that device)");
   cmd->add_flag("-q,--quiet", a->quiet, "no log lines on stderr (train.log still gets them)");
   cmd->add_flag("--no-progress", a->no_progress, "no live progress line, periodic log lines instead");
   cmd->callback([a] { run_train(*a); });

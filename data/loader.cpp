@@ -3,6 +3,10 @@
 
 #include <numeric>
 
+#ifdef LOWBIT_WITH_CUDA
+#include "../core/cuda/pinned.h"
+#endif
+
 namespace lowbit {
 
 DataLoader::DataLoader(const Dataset& dataset, LoaderOptions options, Compose transforms)
@@ -11,6 +15,15 @@ DataLoader::DataLoader(const Dataset& dataset, LoaderOptions options, Compose tr
       transforms_(std::move(transforms)),
       augment_gen_(Generator(options.seed).split("augment")) {
   LOWBIT_CHECK(opt_.batch_size > 0, "DataLoader", "batch_size ", opt_.batch_size, " must be positive");
+  if (opt_.device.is_cuda()) {
+#ifdef LOWBIT_WITH_CUDA
+    // Slots for the queued batches, the one being built and the one whose copy may still run.
+    stager_ = cuda::make_pinned_stager(opt_.device.index, static_cast<int>(kDepth) + 2);
+#else
+    throw Error("batches on " + opt_.device.str() + " need a build with CUDA", "DataLoader",
+                "lowbit was built without CUDA; use the CPU");
+#endif
+  }
   if (opt_.prefetch) worker_ = std::thread([this] { worker_loop(); });
 }
 
@@ -84,12 +97,41 @@ Batch DataLoader::build(int64_t epoch, int64_t index, std::vector<int64_t> indic
   return b;
 }
 
+DataLoader::Item DataLoader::produce(int64_t epoch, int64_t index, std::vector<int64_t> indices) {
+  Item item;
+  item.batch = build(epoch, index, std::move(indices));
+#ifdef LOWBIT_WITH_CUDA
+  if (stager_) {
+    item.slot = static_cast<int>(staged_++ % stager_->slots());
+    stager_->stage(item.slot, {item.batch.images, item.batch.labels});
+    item.batch.images = item.batch.labels = Tensor();  // the host copies are not needed any more
+  }
+#endif
+  return item;
+}
+
+void DataLoader::deliver(Item& item, Batch& out) {
+#ifdef LOWBIT_WITH_CUDA
+  if (item.slot >= 0) {
+    std::vector<Tensor> d = stager_->upload(item.slot);
+    item.batch.images = d[0];
+    item.batch.labels = d[1];
+  }
+#endif
+  out = std::move(item.batch);
+}
+
 bool DataLoader::next(Batch& out) {
   if (!started_) begin_epoch(0);
   if (pos_ >= num_batches()) return false;
   if (!opt_.prefetch) {
     const int64_t index = pos_++;  // a failed batch is passed over, as with prefetch
-    out = build(epoch_, index, slice(index));
+    if (!stager_) {
+      out = build(epoch_, index, slice(index));
+      return true;
+    }
+    Item item = produce(epoch_, index, slice(index));
+    deliver(item, out);
     return true;
   }
   Item item;
@@ -102,7 +144,7 @@ bool DataLoader::next(Batch& out) {
   }
   cv_.notify_all();
   if (item.error) std::rethrow_exception(item.error);
-  out = std::move(item.batch);
+  deliver(item, out);
   return true;
 }
 
@@ -117,7 +159,7 @@ void DataLoader::worker_loop() {
     lk.unlock();
     Item item;
     try {
-      item.batch = build(epoch, index, std::move(indices));
+      item = produce(epoch, index, std::move(indices));
     } catch (...) {
       item.error = std::current_exception();
     }

@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "../core/device.h"
 #include "../core/rng.h"
 #include "dataset.h"
 #include "transforms.h"
@@ -21,11 +22,19 @@ struct LoaderOptions {
   bool drop_last = false;
   uint64_t seed = 0;
   bool prefetch = true;  // build the next batches on a background thread
+  // Where next() delivers images and labels. A CUDA device: each batch is built on the host as
+  // for the CPU, copied into a pinned (page-locked) staging slot by the worker, and next()
+  // queues its copy to the device on the device's stream without waiting for it.
+  Device device = Device::cpu();
 };
 
+namespace cuda {
+class PinnedStager;
+}
+
 struct Batch {
-  Tensor images;                 // f32 [B, C, H, W], after the transforms
-  Tensor labels;                 // i64 [B]
+  Tensor images;                 // f32 [B, C, H, W], after the transforms, on options.device
+  Tensor labels;                 // i64 [B], on options.device
   std::vector<int64_t> indices;  // dataset indices of the B samples
   int64_t epoch = 0;
   int64_t index = 0;             // batch number within the epoch
@@ -72,8 +81,13 @@ class DataLoader {
   struct Item {
     Batch batch;
     std::exception_ptr error;
+    int slot = -1;  // the pinned staging slot holding the batch (CUDA devices)
   };
   Batch build(int64_t epoch, int64_t index, std::vector<int64_t> indices) const;
+  // build, then (CUDA devices) the copy of images and labels into the next staging slot.
+  Item produce(int64_t epoch, int64_t index, std::vector<int64_t> indices);
+  // Hands the item's batch to the caller, queuing its upload first when it was staged.
+  void deliver(Item& item, Batch& out);
   std::vector<int64_t> slice(int64_t index) const;  // the indices of batch `index` of order_
   void restart(int64_t position);                   // drop prefetched work, continue at position
   void worker_loop();
@@ -85,6 +99,9 @@ class DataLoader {
   bool started_ = false;
   int64_t epoch_ = 0, pos_ = 0;
   std::vector<int64_t> order_;
+  // CUDA devices only: pinned staging slots, used in turn by whichever thread builds batches.
+  std::shared_ptr<cuda::PinnedStager> stager_;
+  int64_t staged_ = 0;
 
   // Prefetch state, guarded by mu_. Each restart bumps generation_ so stale batches are dropped.
   std::mutex mu_;

@@ -42,9 +42,14 @@ Tensor BatchNormBase::run(const Tensor& x, bool relu) {
   opt.momentum = momentum_.value_or(0.0);
   if (is_training() && rm.defined()) {
     Tensor nbt = num_batches_tracked();
-    int64_t n = static_cast<int64_t>(nbt.item()) + 1;
-    nbt.fill_(static_cast<double>(n));
-    if (!momentum_) opt.momentum = 1.0 / static_cast<double>(n);
+    if (momentum_ && !nbt.device().is_cpu()) {
+      // Counted on the device: reading it back would make every layer wait for the GPU.
+      nbt.copy_(add(nbt, 1.0));
+    } else {
+      int64_t n = static_cast<int64_t>(nbt.item()) + 1;
+      nbt.fill_(static_cast<double>(n));
+      if (!momentum_) opt.momentum = 1.0 / static_cast<double>(n);
+    }
   }
   // The op updates rm / rv only when opt.training, i.e. only while this module trains.
   return relu ? batch_norm_relu(x, weight(), bias(), rm, rv, opt) : batch_norm(x, weight(), bias(), rm, rv, opt);

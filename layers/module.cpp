@@ -130,6 +130,40 @@ void Module::zero_grad() {
   for (auto& t : parameters()) t.zero_grad();
 }
 
+namespace {
+
+// Points t's TensorImpl at a copy of its values on `device`, so every handle sees the move.
+void move_in_place(const Tensor& t, Device device) {
+  if (!t.defined() || t.device() == device) return;
+  TensorImpl& impl = t.impl();
+  LOWBIT_CHECK(!impl.grad_fn, "Module::to", "cannot move a non-leaf tensor ", shape_str(impl.shape),
+               " (a module's parameters and buffers are leaves)");
+  Tensor moved = t.detach().to(device);
+  impl.storage = moved.impl().storage;
+  impl.offset = moved.impl().offset;
+  impl.device = device;
+  if (impl.grad) impl.grad = Tensor(impl.grad).to(device).impl_ptr();
+}
+
+}  // namespace
+
+Module& Module::to(Device device) {
+  // Tensors shared between modules are moved once: the second visit finds them on `device`.
+  for (auto& [n, t] : params_) move_in_place(t, device);
+  for (auto& b : buffers_) move_in_place(b.tensor, device);
+  for (auto& [n, c] : children_) c->to(device);
+  return *this;
+}
+
+Device Module::device() const {
+  if (!params_.empty()) return params_.front().second.device();
+  if (!buffers_.empty()) return buffers_.front().tensor.device();
+  NamedTensors state = state_dict();
+  NamedTensors buffers = named_buffers();  // non-persistent ones are not in state_dict
+  if (!state.empty()) return state.front().second.device();
+  return buffers.empty() ? Device::cpu() : buffers.front().second.device();
+}
+
 void Module::collect_state(const std::string& prefix, NamedTensors& out) const {
   for (const auto& [n, t] : params_) out.emplace_back(prefix + n, t);
   for (const auto& b : buffers_)

@@ -80,6 +80,16 @@ class Module {
   bool is_training() const { return training_; }
   void zero_grad();  // drops every parameter's gradient
 
+  // ---- device ----
+  // Moves every parameter, buffer (persistent or not) and gradient of the tree to `device`,
+  // in place: each Tensor handle keeps its identity (as PyTorch's `p.data = p.data.to(d)`),
+  // so modules, shared parameters and an optimizer's parameter list stay valid. An
+  // optimizer's *state* (momentum, Adam moments) is not moved: move the model before
+  // building the optimizer (the trainer does). Already on `device`: nothing happens.
+  Module& to(Device device);
+  // The device of the first parameter (or buffer); the CPU for a module holding neither.
+  Device device() const;
+
   // ---- training hooks (the trainer calls them on every module of the model, pre-order) ----
   // A penalty added to the loss (already weighted); undefined when there is none.
   virtual Tensor regularizer() { return Tensor(); }

@@ -1,12 +1,15 @@
-// Adam / AdamW fused in-place update: one pass over each parameter, arithmetic in double per element.
+// Adam / AdamW: options checks, bias corrections on the host, and the per-parameter update
+// through the optimizer kernels (core/kernels/optim.h: one fused pass, double per element).
 #include "adam.h"
 
-#include <algorithm>
 #include <cmath>
 
-#include "../core/parallel.h"
+#include "../core/dispatch.h"
+#include "../core/kernels/optim.h"
 
 namespace lowbit {
+
+LOWBIT_DISPATCH_STUB(AdamUpdateKernel, adam_update_stub, cpu::adam_update, LOWBIT_CUDA_KERNEL(cuda::adam_update));
 
 Adam::Adam(NamedTensors params, const AdamOptions& o, const std::vector<ParamGroupSpec>& groups)
     : Adam("Adam", std::move(params), o, groups, false) {}
@@ -30,34 +33,25 @@ std::vector<std::string> Adam::buffer_names() const {
 void Adam::update(const ParamGroup& group, Tensor& p, const Tensor& g, ParamState& s) {
   auto buffer = [&](const char* name) {
     auto it = s.buffers.find(name);
-    if (it == s.buffers.end()) it = s.buffers.emplace(name, Tensor::zeros(p.shape())).first;
-    return it->second.data<float>();
+    if (it == s.buffers.end()) it = s.buffers.emplace(name, Tensor::zeros(p.shape(), DType::f32, p.device())).first;
+    // The parameter moved since (Module::to moves parameters in place): its state follows.
+    if (it->second.device() != p.device()) it->second = it->second.to(p.device());
+    return it->second;
   };
-  float* m = buffer("exp_avg");
-  float* v = buffer("exp_avg_sq");
-  float* vmax = options_.amsgrad ? buffer("max_exp_avg_sq") : nullptr;
+  Tensor m = buffer("exp_avg");
+  Tensor v = buffer("exp_avg_sq");
+  Tensor vmax = options_.amsgrad ? buffer("max_exp_avg_sq") : Tensor();
   const int64_t t = ++s.step;
-  const double lr = group.lr, wd = group.weight_decay, b1 = options_.beta1, b2 = options_.beta2;
-  const double eps = options_.eps;
-  const double step_size = lr / (1 - std::pow(b1, static_cast<double>(t)));
-  const double bc2_sqrt = std::sqrt(1 - std::pow(b2, static_cast<double>(t)));
-  const double l2 = decoupled_ ? 0 : wd, shrink = decoupled_ ? 1 - lr * wd : 1;
-  float* pp = p.data<float>();
-  const float* gp = g.data<float>();
-  parallel_for(p.numel(), kOptimGrain, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) {
-      double w = pp[i] * shrink;
-      double gi = gp[i] + l2 * pp[i];
-      m[i] = static_cast<float>(b1 * m[i] + (1 - b1) * gi);
-      v[i] = static_cast<float>(b2 * v[i] + (1 - b2) * gi * gi);
-      double vi = v[i];
-      if (vmax) {
-        vmax[i] = std::max(vmax[i], v[i]);
-        vi = vmax[i];
-      }
-      pp[i] = static_cast<float>(w - step_size * m[i] / (std::sqrt(vi) / bc2_sqrt + eps));
-    }
-  });
+  const double lr = group.lr, wd = group.weight_decay;
+  AdamStep st;
+  st.beta1 = options_.beta1;
+  st.beta2 = options_.beta2;
+  st.eps = options_.eps;
+  st.step_size = lr / (1 - std::pow(st.beta1, static_cast<double>(t)));
+  st.bc2_sqrt = std::sqrt(1 - std::pow(st.beta2, static_cast<double>(t)));
+  st.l2 = decoupled_ ? 0 : wd;
+  st.shrink = decoupled_ ? 1 - lr * wd : 1;
+  adam_update_stub[p.device()](p, g, m, v, vmax, st);
 }
 
 }  // namespace lowbit

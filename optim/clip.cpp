@@ -1,36 +1,18 @@
-// Gradient clipping: blockwise double sums combined in a fixed order, so the norm is bit-identical
-// for any thread count.
+// Gradient clipping: blockwise double sums combined in a fixed order (core/kernels/optim.h), so the
+// norm is bit-identical for any thread count and on either device.
 #include "clip.h"
 
-#include <algorithm>
 #include <cmath>
 
 #include "../core/autograd.h"
-#include "../core/parallel.h"
+#include "../core/dispatch.h"
+#include "../core/kernels/optim.h"
 
 namespace lowbit {
 
-namespace {
-
-constexpr int64_t kBlock = 4096;
-
-double sum_squares(const Tensor& g) {
-  const float* p = g.data<float>();
-  const int64_t n = g.numel(), blocks = (n + kBlock - 1) / kBlock;
-  std::vector<double> partial(static_cast<size_t>(blocks), 0.0);
-  parallel_for(blocks, 8, [&](int64_t b, int64_t e) {
-    for (int64_t k = b; k < e; ++k) {
-      double acc = 0;
-      for (int64_t i = k * kBlock, end = std::min(n, i + kBlock); i < end; ++i) acc += double(p[i]) * p[i];
-      partial[static_cast<size_t>(k)] = acc;
-    }
-  });
-  double total = 0;
-  for (double s : partial) total += s;
-  return total;
-}
-
-}  // namespace
+LOWBIT_DISPATCH_STUB(SumSquaresKernel, sum_squares_stub, cpu::sum_squares, LOWBIT_CUDA_KERNEL(cuda::sum_squares));
+LOWBIT_DISPATCH_STUB(ScaleInPlaceKernel, scale_in_place_stub, cpu::scale_in_place,
+                     LOWBIT_CUDA_KERNEL(cuda::scale_in_place));
 
 double clip_grad_norm(const std::vector<Tensor>& params, double max_norm) {
   LOWBIT_CHECK(std::isfinite(max_norm) && max_norm >= 0, "clip_grad_norm", "invalid max_norm = ", max_norm,
@@ -41,22 +23,24 @@ double clip_grad_norm(const std::vector<Tensor>& params, double max_norm) {
     LOWBIT_CHECK(p.defined(), "clip_grad_norm", "an undefined parameter tensor");
     Tensor g = p.grad();
     if (!g.defined()) continue;
-    LOWBIT_CHECK(g.dtype() == DType::f32 && g.device() == Device::cpu(), "clip_grad_norm",
-                 "gradient must be an f32 CPU tensor, got ", dtype_name(g.dtype()));
+    LOWBIT_CHECK(g.dtype() == DType::f32, "clip_grad_norm", "gradient must be an f32 tensor, got ",
+                 dtype_name(g.dtype()), " ", shape_str(g.shape()));
+    LOWBIT_CHECK(grads.empty() || g.device() == grads[0].device(), "clip_grad_norm", "gradient ",
+                 shape_str(g.shape()), " is on ", g.device().str(), " but an earlier one is on ",
+                 grads[0].device().str(), "; all gradients must be on one device");
     grads.push_back(g);
   }
+  if (grads.empty()) return 0;
+  // Per-tensor sums in a fixed blocking, added in parameter order (bit-identical on both devices).
+  std::vector<double> per_tensor;
+  sum_squares_stub[grads[0].device()](grads, per_tensor);
   double sq = 0;
-  for (const auto& g : grads) sq += sum_squares(g);
+  for (double s : per_tensor) sq += s;
   const double total = std::sqrt(sq);
   const double coef = max_norm / (total + 1e-6);
   if (coef < 1) {
     const float c = static_cast<float>(coef);
-    for (auto& g : grads) {
-      float* p = g.data<float>();
-      parallel_for(g.numel(), kOptimGrain, [&](int64_t b, int64_t e) {
-        for (int64_t i = b; i < e; ++i) p[i] *= c;
-      });
-    }
+    for (auto& g : grads) scale_in_place_stub[g.device()](g, c);
   }
   return total;
 }

@@ -63,8 +63,6 @@ Optimizer::Optimizer(std::string kind, NamedTensors params, double lr, double we
     LOWBIT_CHECK(t.defined(), kind_, "parameter '", name, "' is an undefined tensor");
     LOWBIT_CHECK(t.dtype() == DType::f32, kind_, "parameter '", name, "' has dtype ", dtype_name(t.dtype()),
                  ", expected f32");
-    LOWBIT_CHECK(t.device() == Device::cpu(), kind_, "parameter '", name, "' is not on the CPU",
-                 " (only CPU updates exist so far)");
     LOWBIT_CHECK(seen.insert(name).second, kind_, "parameter name '", name, "' appears twice");
     ParamGroup* g = &fallback;
     for (size_t i = 0; i < specs.size(); ++i)
@@ -113,6 +111,8 @@ void Optimizer::step() {
       LOWBIT_CHECK(g.shape() == p.shape() && g.dtype() == DType::f32, kind_, "gradient of '", group.names[i],
                    "' has shape ", shape_str(g.shape()), " dtype ", dtype_name(g.dtype()),
                    ", parameter has shape ", shape_str(p.shape()), " dtype f32");
+      LOWBIT_CHECK(g.device() == p.device(), kind_, "gradient of '", group.names[i], "' is on ", g.device().str(),
+                   " but the parameter is on ", p.device().str());
       update(group, p, g, state_[group.names[i]]);
     }
   }

@@ -29,7 +29,8 @@ struct ParamGroup {
 };
 
 // What an optimizer remembers about one parameter. step counts the updates that used the
-// state (Adam's bias corrections); buffers are same-shaped f32 tensors (exp_avg, momentum_buffer).
+// state (Adam's bias corrections); buffers are same-shaped f32 tensors (exp_avg, momentum_buffer)
+// on the parameter's device (CPU or CUDA: the updates run there, see core/kernels/optim.h).
 struct ParamState {
   int64_t step = 0;
   std::map<std::string, Tensor> buffers;
@@ -70,7 +71,9 @@ class Optimizer {
 
   // Copies of the state, for checkpoints; load_state restores it exactly (and replaces all
   // current state). Entries naming unknown parameters or buffers, wrong shapes/dtypes, or a
-  // parameter with only part of its entries are Errors naming the entry.
+  // parameter with only part of its entries are Errors naming the entry. state_dict's buffer
+  // copies stay on the parameter's device (a checkpoint writer moves them to the CPU);
+  // load_state moves each entry to its parameter's device, so state crosses devices.
   OptimizerState state_dict() const;
   std::vector<std::pair<std::string, Tensor>> state_tensors() const { return state_dict().tensors; }
   void load_state(const OptimizerState& state);
@@ -86,7 +89,7 @@ class Optimizer {
   Optimizer(std::string kind, NamedTensors params, double lr, double weight_decay,
             const std::vector<ParamGroupSpec>& specs);
 
-  // The in-place update of one parameter p (f32, contiguous) with gradient g.
+  // The in-place update of one parameter p (f32, contiguous) with gradient g on p's device.
   virtual void update(const ParamGroup& group, Tensor& p, const Tensor& g, ParamState& s) = 0;
   // Buffer names a parameter's state must hold once it exists, and whether `step` is kept.
   virtual std::vector<std::string> buffer_names() const = 0;
@@ -103,8 +106,5 @@ class Optimizer {
   std::map<std::string, std::pair<size_t, size_t>> index_;  // name -> (group, position)
   std::map<std::string, ParamState> state_;
 };
-
-// Elements per parallel chunk of the fused update loops.
-inline constexpr int64_t kOptimGrain = 1 << 15;
 
 }  // namespace lowbit

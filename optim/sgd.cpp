@@ -1,11 +1,15 @@
-// SGD's fused in-place update: one pass over each parameter, arithmetic in double per element.
+// SGD: options checks and the per-parameter update through the optimizer kernels
+// (core/kernels/optim.h: one fused pass per parameter, arithmetic in double per element).
 #include "sgd.h"
 
 #include <cmath>
 
-#include "../core/parallel.h"
+#include "../core/dispatch.h"
+#include "../core/kernels/optim.h"
 
 namespace lowbit {
+
+LOWBIT_DISPATCH_STUB(SgdUpdateKernel, sgd_update_stub, cpu::sgd_update, LOWBIT_CUDA_KERNEL(cuda::sgd_update));
 
 SGD::SGD(NamedTensors params, const SgdOptions& o, const std::vector<ParamGroupSpec>& groups)
     : Optimizer("SGD", std::move(params), o.lr, o.weight_decay, groups), options_(o) {
@@ -22,32 +26,24 @@ std::vector<std::string> SGD::buffer_names() const {
 }
 
 void SGD::update(const ParamGroup& group, Tensor& p, const Tensor& g, ParamState& s) {
-  const double lr = group.lr, wd = group.weight_decay, mom = options_.momentum;
-  const double damp = 1 - options_.dampening;
-  const bool nesterov = options_.nesterov;
-  float* pp = p.data<float>();
-  const float* gp = g.data<float>();
-  float* bp = nullptr;
-  bool first = false;
-  if (mom > 0) {
+  SgdStep st;
+  st.lr = group.lr;
+  st.weight_decay = group.weight_decay;
+  st.momentum = options_.momentum;
+  st.damp = 1 - options_.dampening;
+  st.nesterov = options_.nesterov;
+  Tensor buf;
+  if (st.momentum > 0) {
     auto it = s.buffers.find("momentum_buffer");
     if (it == s.buffers.end()) {
-      it = s.buffers.emplace("momentum_buffer", Tensor::zeros(p.shape())).first;
-      first = true;
+      it = s.buffers.emplace("momentum_buffer", Tensor::zeros(p.shape(), DType::f32, p.device())).first;
+      st.first = true;
+    } else if (it->second.device() != p.device()) {
+      it->second = it->second.to(p.device());  // the parameter moved (Module::to): its state follows
     }
-    bp = it->second.data<float>();
+    buf = it->second;
   }
-  parallel_for(p.numel(), kOptimGrain, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) {
-      double d = static_cast<double>(gp[i]) + wd * pp[i];
-      if (bp) {
-        double buf = first ? d : mom * bp[i] + damp * d;
-        bp[i] = static_cast<float>(buf);
-        d = nesterov ? d + mom * bp[i] : static_cast<double>(bp[i]);
-      }
-      pp[i] = static_cast<float>(pp[i] - lr * d);
-    }
-  });
+  sgd_update_stub[p.device()](p, g, buf, st);
 }
 
 }  // namespace lowbit

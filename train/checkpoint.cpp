@@ -71,6 +71,8 @@ void save_checkpoint(const std::string& path, Module& model, const Optimizer* op
       tensors.emplace_back(kRngPrefix + name, t);
     }
   }
+  // Files are device-independent: tensors on a GPU are copied to the host (no-op for the CPU).
+  for (auto& [name, t] : tensors) t = t.to(Device::cpu());
   save_safetensors(path, tensors, meta);
 }
 

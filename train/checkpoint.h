@@ -48,7 +48,9 @@ struct CheckpointContents {
 };
 
 // Atomic write (temp file, fsync, rename): an error leaves a previous file at `path` intact.
-// With optimizer == nullptr the file is of kind "weights".
+// With optimizer == nullptr the file is of kind "weights". Tensors on a GPU are copied to the
+// host first, so a file does not depend on the device it was trained on; loading
+// (Module::load_state_dict, Optimizer::load_state) copies onto whatever device the model is on.
 void save_checkpoint(const std::string& path, Module& model, const Optimizer* optimizer, const TrainState& state,
                      const std::string& config_yaml, const std::map<std::string, std::string>& extra = {});
 

@@ -353,6 +353,8 @@ void read_train(Section s, TrainConfig& t) {
     if (!ok) f.fail("unknown value '" + v + "'", "allowed: cpu, cuda, cuda:N");
     return v;
   });
+  s.get("deterministic", t.deterministic, as_bool);
+  s.get("allow_tf32", t.allow_tf32, as_bool);
   s.get("bn_recalibration", t.bn_recalibration, int_at_least(0));
   s.finish();
 }

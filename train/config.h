@@ -91,6 +91,8 @@ struct TrainConfig {
   int threads = 2;
   int eval_interval = 1;  // evaluate every this many epochs
   std::string device = "cpu";  // cpu | cuda | cuda:N
+  bool deterministic = true;   // CUDA: only cuDNN algorithms that repeat bit for bit
+  bool allow_tf32 = false;     // CUDA: TF32 tensor cores in GEMMs and convolutions
   int bn_recalibration = 0;    // batches to re-estimate BN statistics with after training; 0: off
   bool operator==(const TrainConfig&) const = default;
 };

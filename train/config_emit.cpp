@@ -113,6 +113,8 @@ std::string to_yaml(const ExperimentConfig& c) {
   out << YAML::Key << "threads" << YAML::Value << c.train.threads;
   out << YAML::Key << "eval_interval" << YAML::Value << c.train.eval_interval;
   out << YAML::Key << "device" << YAML::Value << YAML::DoubleQuoted << c.train.device;
+  out << YAML::Key << "deterministic" << YAML::Value << c.train.deterministic;
+  out << YAML::Key << "allow_tf32" << YAML::Value << c.train.allow_tf32;
   out << YAML::Key << "bn_recalibration" << YAML::Value << c.train.bn_recalibration;
   out << YAML::EndMap;
 

@@ -16,6 +16,7 @@
 #include "../layers/zoo.h"
 #include "../optim/sgd.h"
 #include "../quant/quantize_model.h"
+#include "device.h"
 
 namespace lowbit {
 
@@ -62,6 +63,8 @@ StepBenchResult bench_training_step(const StepBenchOptions& o) {
   LOWBIT_CHECK(o.steps >= 1, where, "steps must be >= 1, got ", o.steps);
   LOWBIT_CHECK(o.warmup >= 0, where, "warmup must be >= 0, got ", o.warmup);
   LOWBIT_CHECK(o.threads >= 1, where, "threads must be >= 1, got ", o.threads);
+  const Device device = resolve_device(o.device, "bench --device");
+  if (!o.quant.empty()) check_quant_device(parse_quant_config(o.quant), device);
   ThreadCountGuard threads(o.threads);
 
   Generator root(o.seed);
@@ -72,6 +75,7 @@ StepBenchResult bench_training_step(const StepBenchOptions& o) {
   ModulePtr model = build_model(o.model, mo, init);
   if (!o.quant.empty()) quantize_model(*model, o.quant);
   model->train();
+  model->to(device);  // before the optimizer, which keeps its state beside the parameters
   SgdOptions so;
   so.lr = 0.01;
   so.momentum = 0.9;
@@ -82,28 +86,35 @@ StepBenchResult bench_training_step(const StepBenchOptions& o) {
   r.model = o.model;
   r.batch = o.batch;
   r.threads = o.threads;
+  r.device = device.str();
   r.input_shape = bench_input_shape(o.model);
   for (const auto& [name, p] : params) r.parameters += p.numel();
   Shape xs{o.batch};
   xs.insert(xs.end(), r.input_shape.begin(), r.input_shape.end());
-  const Tensor x = Tensor::randn(xs, data);
-  const Tensor y = Tensor::randint(0, kClasses, {o.batch}, data);
+  // Drawn on the host (the same values on every device), then copied once.
+  const Tensor x = Tensor::randn(xs, data).to(device);
+  const Tensor y = Tensor::randint(0, kClasses, {o.batch}, data).to(device);
 
-  Allocator& alloc = allocator_for(Device::cpu());
+  Allocator& alloc = allocator_for(device);
+  synchronize_device(device);
   alloc.reset_peak();
   const size_t base_bytes = alloc.stats().allocated_bytes;
   for (int s = 0; s < o.warmup + o.steps; ++s) {
+    synchronize_device(device);  // the clock starts with the device idle and stops when it is again
     auto t0 = std::chrono::steady_clock::now();
     opt.zero_grad();
     Tensor loss = cross_entropy(model->forward(x), y);
     loss.backward();
     opt.step();
+    synchronize_device(device);
     auto t1 = std::chrono::steady_clock::now();
     if (s >= o.warmup) r.times_ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
     if (s == o.warmup + o.steps - 1) r.final_loss = loss.item();
   }
   // The high-water mark above what existed before the first step (model, batch, earlier runs).
-  r.peak_bytes = static_cast<int64_t>(alloc.stats().peak_allocated_bytes - base_bytes);
+  const AllocatorStats stats = alloc.stats();
+  r.peak_bytes = static_cast<int64_t>(stats.peak_allocated_bytes - base_bytes);
+  r.peak_total_bytes = static_cast<int64_t>(stats.peak_allocated_bytes);
   r.median_ms = median_of(r.times_ms);
   r.min_ms = *std::min_element(r.times_ms.begin(), r.times_ms.end());
   r.mean_ms = std::accumulate(r.times_ms.begin(), r.times_ms.end(), 0.0) / static_cast<double>(r.times_ms.size());
@@ -118,13 +129,14 @@ std::string step_bench_json(const StepBenchResult& r, const StepBenchOptions& o)
   j["model"] = r.model;
   j["batch"] = r.batch;
   j["threads"] = r.threads;
-  j["device"] = "cpu";
+  j["device"] = r.device.empty() ? "cpu" : r.device;
   j["median_ms"] = round3(r.median_ms);
   j["min_ms"] = round3(r.min_ms);
   j["impl"] = "lowbit";
   j["mean_ms"] = round3(r.mean_ms);
   j["samples_per_s"] = std::round(r.samples_per_s * 10.0) / 10.0;
   j["peak_bytes"] = r.peak_bytes;
+  j["peak_total_bytes"] = r.peak_total_bytes;
   j["parameters"] = r.parameters;
   j["gemm_backend"] = r.gemm_backend;
   j["steps"] = o.steps;

@@ -22,6 +22,9 @@ struct StepBenchOptions {
   // "{method: cpq, weight_bits: 2, act_bits: 2}"; applied with quantize_model after the build.
   // Activation quantizers initialise from the first (warmup) batch.
   std::string quant;
+  // cpu | cuda | cuda:N (resolve_device). On a GPU each step is timed between two
+  // synchronisations of the device, as the anchor's torch.cuda.synchronize().
+  std::string device = "cpu";
 };
 
 struct StepBenchResult {
@@ -32,7 +35,11 @@ struct StepBenchResult {
   std::vector<double> times_ms;      // every timed step, in order
   double median_ms = 0, min_ms = 0, mean_ms = 0;
   double samples_per_s = 0;  // batch / median
-  int64_t peak_bytes = 0;    // the caching allocator's high-water mark over the run
+  std::string device;        // where the steps ran, "cpu" or "cuda:N"
+  int64_t peak_bytes = 0;    // the device allocator's high-water mark over the run, above what it held before
+  // The high-water mark of everything lowbit held on the device (model, optimizer state, batch
+  // included): what torch.cuda.max_memory_allocated() reports for the anchor.
+  int64_t peak_total_bytes = 0;
   int64_t parameters = 0;    // trainable parameter count
   std::string gemm_backend;  // "openblas" or "eigen"
   double final_loss = 0;     // the last step's loss (a sanity check: finite, falling)
@@ -47,9 +54,10 @@ std::vector<int64_t> bench_input_shape(const std::string& model);
 // a non-positive batch / steps / threads (warmup < 0) is an Error naming the value.
 StepBenchResult bench_training_step(const StepBenchOptions& options);
 
-// One JSON object on one line: the anchor's keys (model, batch, threads, device "cpu",
-// median_ms, min_ms, rounded to 3 decimals) followed by lowbit's own (mean_ms,
-// samples_per_s, peak_bytes, parameters, gemm_backend, steps, warmup, final_loss, impl "lowbit").
+// One JSON object on one line: the anchor's keys (model, batch, threads, device "cpu" or
+// "cuda:N", median_ms, min_ms, rounded to 3 decimals) followed by lowbit's own (mean_ms,
+// samples_per_s, peak_bytes, peak_total_bytes, parameters, gemm_backend, steps, warmup,
+// final_loss, impl "lowbit").
 std::string step_bench_json(const StepBenchResult& result, const StepBenchOptions& options);
 
 }  // namespace lowbit

@@ -14,6 +14,7 @@
 #include "../core/error.h"
 #include "../core/parallel.h"
 #include "../layers/batch_norm.h"
+#include "device.h"
 #include "metrics.h"
 #include "progress.h"
 
@@ -86,7 +87,10 @@ std::unique_ptr<Trainer> Trainer::resume(const std::string& run_dir, const std::
   auto t = std::unique_ptr<Trainer>(new Trainer(std::move(config), std::move(options), &ckpt));
   for (const std::string& o : overrides) {
     const std::string key = o.substr(0, o.find('='));
-    if (key != "train.epochs" && key != "train.eval_interval")
+    // Checkpoints are device-independent: another device changes only floating-point rounding.
+    if (key == "train.device")
+      t->log("continuing on " + t->device().str() + " (checkpoints load onto any device)");
+    else if (key != "train.epochs" && key != "train.eval_interval")
       t->log("warning: --set " + key + " on resume: the continuation will differ from an uninterrupted run");
   }
   return t;
@@ -94,10 +98,11 @@ std::unique_ptr<Trainer> Trainer::resume(const std::string& run_dir, const std::
 
 void Trainer::setup(const CheckpointContents* resume_from) {
   fresh_ = resume_from == nullptr;
-  LOWBIT_CHECK(config_.train.device == "cpu", "train.device",
-               "'", config_.train.device, "' is not available in this build; use cpu");
+  // A missing GPU or a bad quant: section fails before the data loads.
+  device_ = resolve_device(config_.train.device);
+  apply_device_settings(device_, config_.train.deterministic, config_.train.allow_tf32);
   set_num_threads(config_.train.threads);
-  parse_quant_config(config_.quant.yaml);  // a bad quant: section fails before the data loads
+  check_quant_device(parse_quant_config(config_.quant.yaml), device_);
   const uint64_t seed = config_.train.seed;
   data_ = make_data(config_.data, seed);
   // The resolved config records the normalization in force, so eval and resume reuse it exactly.
@@ -117,12 +122,15 @@ void Trainer::setup(const CheckpointContents* resume_from) {
   quantized_ = em.quant.settings.enabled;
   seed_module_generators(*model_, run_gen_);
   if (fresh_ && !config_.model.init_from.empty()) init_from_checkpoint(config_.model.init_from);
+  // Moved before the optimizer exists, so its parameters and state are on the device from the start.
+  model_->to(device_);
   optimizer_ = make_optimizer(config_.optim, model_->named_parameters(), em.param_groups());
 
   LoaderOptions lo;
   lo.batch_size = config_.train.batch_size;
   lo.shuffle = true;
   lo.seed = seed;
+  lo.device = device_;
   train_loader_ = std::make_unique<DataLoader>(*data_.train, lo, data_.train_transforms);
   lo.shuffle = false;
   test_loader_ = std::make_unique<DataLoader>(*data_.test, lo, data_.test_transforms);

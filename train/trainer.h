@@ -66,6 +66,8 @@ class Trainer : public TrainingContext {
   DataLoader& train_loader() { return *train_loader_; }
   DataLoader& test_loader() { return *test_loader_; }
   const ExperimentData& data() const { return data_; }
+  // Where the model, the batches and the running sums live (train.device, checked at setup).
+  Device device() const { return device_; }
   EvalResult evaluate_now();
 
   // ---- TrainingContext ----
@@ -88,6 +90,11 @@ class Trainer : public TrainingContext {
   // Forwards up to n shuffled training batches (no gradients) in the model's current modes.
   void forward_training_batches(int64_t n, const std::string& purpose);
   bool train_one_epoch(class StopSignal* signal);  // false when stopped
+  // Device runs: adds a step's loss and top-1 hits to sums kept on the device (no host wait);
+  // flush_running_sums() moves them into state_ (one wait) and checks the loss is finite;
+  // nothing happens when nothing is pending (always so on the CPU).
+  void accumulate_on_device(const Tensor& loss, const Tensor& logits, const Tensor& labels);
+  void flush_running_sums();
   void end_epoch(double epoch_seconds);
   void save_last();
   // quant_report.json in the run directory (every run has one: float layers count 32 bits),
@@ -98,6 +105,7 @@ class Trainer : public TrainingContext {
 
   ExperimentConfig config_;
   TrainerOptions options_;
+  Device device_;
   std::string run_dir_;
   std::shared_ptr<spdlog::logger> logger_;
   ExperimentData data_;
@@ -111,6 +119,10 @@ class Trainer : public TrainingContext {
   EvalResult last_eval_;
   Generator run_gen_;
   int64_t steps_this_process_ = 0;
+  // Device runs: loss * batch and top-1 hits summed on the device since the last flush, and
+  // the samples and first step they cover (the host knows those without waiting).
+  Tensor pending_loss_, pending_correct_;
+  int64_t pending_samples_ = 0, pending_first_step_ = 0;
   bool fresh_ = true;
   bool quantized_ = false;
   std::string init_report_;  // what model.init_from loaded and derived

@@ -32,6 +32,10 @@ std::string fmt(const char* f, double v) {
 }
 std::string pct(double f) { return fmt("%.2f%%", 100.0 * f); }
 
+// Device runs read their running sums back every this many steps (and at epoch ends and stops),
+// so the host queues steps ahead of the GPU instead of waiting for each loss.
+constexpr int64_t kFlushSteps = 25;
+
 int64_t count_parameters(Module& m) {
   int64_t n = 0;
   for (const Tensor& p : m.parameters()) n += p.numel();
@@ -43,6 +47,35 @@ int64_t count_parameters(Module& m) {
 double Trainer::current_lr() const { return optimizer_->groups().back().lr; }
 
 EvalResult Trainer::evaluate_now() { return evaluate(*model_, *test_loader_); }
+
+void Trainer::accumulate_on_device(const Tensor& loss, const Tensor& logits, const Tensor& labels) {
+  NoGradGuard no_grad;
+  const int64_t n = labels.numel();
+  Tensor l = mul(loss.detach(), double(n));
+  Tensor hits = topk_hits(logits.detach(), labels, 1);
+  if (pending_samples_ == 0) {
+    pending_loss_ = l;
+    pending_correct_ = hits;
+    pending_first_step_ = state_.step;
+  } else {
+    pending_loss_ = add(pending_loss_, l);
+    pending_correct_ = add(pending_correct_, hits);
+  }
+  pending_samples_ += n;
+}
+
+void Trainer::flush_running_sums() {
+  if (pending_samples_ == 0) return;
+  const double l = pending_loss_.item();  // waits for the queued steps
+  LOWBIT_CHECK(std::isfinite(l), "training", "the loss is ", l, " in epoch ", state_.epoch + 1, " between steps ",
+               pending_first_step_ + 1, " and ", state_.step,
+               "; lower optim.lr or set optim.clip_grad_norm (last.safetensors holds the last good epoch)");
+  state_.epoch_loss_sum += l;
+  state_.epoch_correct += static_cast<int64_t>(std::llround(pending_correct_.item()));
+  state_.epoch_samples += pending_samples_;
+  pending_loss_ = pending_correct_ = Tensor();
+  pending_samples_ = 0;
+}
 
 void Trainer::save_last() {
   save_checkpoint((fs::path(run_dir_) / "last.safetensors").string(), *model_, optimizer_.get(), state_,
@@ -60,7 +93,8 @@ RunSummary Trainer::fit() {
     log(detail::cat("run ", run_dir_));
     log(detail::cat("model ", config_.model.name, ": ", count_parameters(*model_), " parameters; data ",
                     config_.data.dataset, ": ", data_.train->size(), " train / ", data_.test->size(), " test, ",
-                    train_loader_->num_batches(), " steps per epoch; ", config_.train.threads, " threads"));
+                    train_loader_->num_batches(), " steps per epoch; ", config_.train.threads, " threads",
+                    device_.is_cpu() ? "" : "; device " + device_.str()));
     if (!init_report_.empty()) log("init_from: " + init_report_);
     if (state_.step == 0) calibrate();
   } else {
@@ -118,15 +152,24 @@ bool Trainer::train_one_epoch(StopSignal* signal) {
     ++steps_this_process_;
     for (auto& [name, m] : modules) m->on_step(*this);
 
-    const double l = loss.item();
-    LOWBIT_CHECK(std::isfinite(l), "training",
-                 "the loss is ", l, " at epoch ", state_.epoch + 1, ", step ", state_.step,
-                 "; lower optim.lr or set optim.clip_grad_norm (last.safetensors holds the last good epoch)");
-    const int64_t n = b.labels.numel();
-    state_.epoch_loss_sum += l * double(n);
-    state_.epoch_correct += count_topk(logits, b.labels, 1);
-    state_.epoch_samples += n;
+    if (device_.is_cpu()) {
+      const double l = loss.item();
+      LOWBIT_CHECK(std::isfinite(l), "training",
+                   "the loss is ", l, " at epoch ", state_.epoch + 1, ", step ", state_.step,
+                   "; lower optim.lr or set optim.clip_grad_norm (last.safetensors holds the last good epoch)");
+      const int64_t n = b.labels.numel();
+      state_.epoch_loss_sum += l * double(n);
+      state_.epoch_correct += count_topk(logits, b.labels, 1);
+      state_.epoch_samples += n;
+    } else {
+      accumulate_on_device(loss, logits, b.labels);
+    }
 
+    const bool stop = (signal && StopSignal::requested()) ||
+                      (options_.stop_after_steps >= 0 && steps_this_process_ >= options_.stop_after_steps);
+    // Device runs show progress only when their sums are read back.
+    if (!device_.is_cpu() && !stop && state_.batch % kFlushSteps != 0 && state_.batch != batches) continue;
+    flush_running_sums();
     const double elapsed = since(epoch_start);
     const double sps = double(state_.epoch_samples - samples_before) / std::max(elapsed, 1e-9);
     const double eta = (double(batches - state_.batch) * double(config_.train.batch_size) +
@@ -135,8 +178,6 @@ bool Trainer::train_one_epoch(StopSignal* signal) {
     progress_->update(state_.batch - 1, state_.epoch_loss_sum / double(state_.epoch_samples),
                       double(state_.epoch_correct) / double(state_.epoch_samples), sps, eta);
 
-    const bool stop = (signal && StopSignal::requested()) ||
-                      (options_.stop_after_steps >= 0 && steps_this_process_ >= options_.stop_after_steps);
     if (stop && state_.batch < batches) {
       state_.epoch_seconds = seconds_before + since(epoch_start);
       save_last();
@@ -144,6 +185,7 @@ bool Trainer::train_one_epoch(StopSignal* signal) {
       return false;
     }
   }
+  flush_running_sums();
   progress_->end_epoch();
   state_.epoch_seconds = seconds_before + since(epoch_start);
   end_epoch(state_.epoch_seconds);

@@ -23,6 +23,13 @@ Allocator& device_allocator(int device);
 // (about 10 bits of mantissa in the products), as torch.backends.cuda.matmul.allow_tf32 does.
 void set_allow_tf32(bool on);
 bool allow_tf32();
+// Convolutions use only cuDNN algorithms that repeat bit for bit, chosen by cuDNN's heuristics
+// (so every run picks the same ones); on by default. Off: the fastest algorithm found by
+// timing each once per shape (cudnnFind), which may differ from run to run and use atomics.
+// allow_tf32 also governs convolutions: CUDNN_DEFAULT_MATH (TF32 allowed) when on,
+// CUDNN_FMA_MATH when off.
+void set_deterministic(bool on);
+bool deterministic();
 
 // dst (already allocated, same shape and dtype) = src, across host and device in either
 // direction or between devices. Synchronous with respect to the host.

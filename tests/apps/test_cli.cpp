@@ -8,6 +8,9 @@
 #include <sstream>
 
 #include "support/test_util.h"
+#ifdef LOWBIT_WITH_CUDA
+#include "core/cuda/runtime.h"
+#endif
 
 #ifndef LOWBIT_CLI_PATH
 #error "LOWBIT_CLI_PATH must name the built lowbit executable"
@@ -94,4 +97,50 @@ TEST_CASE("cli: train, then info, eval, report, export and eval of the export", 
   // Same loss and accuracies to the last printed digit: the export is the eval forward.
   auto strip = [](std::string s) { return s.substr(s.find("\"dataset\"")); };
   REQUIRE(strip(exported.out) == strip(fake.out));
+}
+
+TEST_CASE("cli: --device on train, eval and bench", "[cli][device]") {
+  lowbit::test::TempDir tmp("cli_device");
+  std::ofstream(tmp.file("c.yaml")) << kConfig;
+  const std::string run = tmp.file("run");
+  Result r = run_cli(tmp, "train " + tmp.file("c.yaml") + " -q --device cpu --run-dir " + run);
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  r = run_cli(tmp, "eval --json --device cpu " + run + "/best.safetensors");
+  REQUIRE(r.code == 0);
+  r = run_cli(tmp, "train " + tmp.file("c.yaml") + " -q --device gpu");
+  REQUIRE(r.code == 1);
+  REQUIRE_THAT(r.err, Catch::StartsWith("lowbit: error: ") && Catch::Contains("train.device") &&
+                          Catch::Contains("unknown value 'gpu'"));
+  r = run_cli(tmp, "bench --device tpu --steps 1");
+  REQUIRE(r.code == 1);
+  REQUIRE_THAT(r.err, Catch::Contains("unknown device 'tpu'"));
+
+#ifdef LOWBIT_WITH_CUDA
+  if (lowbit::cuda::is_available()) {
+    WARN("a GPU is present: the no-GPU errors are not checked here");
+    return;
+  }
+  const std::string missing = "cuda requested but no CUDA device is available (0 devices)";
+#else
+  const std::string missing =
+      "cuda requested but lowbit was built without CUDA (rebuild with -DLOWBIT_CUDA=ON where nvcc is installed, or use cpu)";
+#endif
+  // No GPU here: each command asking for one fails cleanly, exit 1, one line naming what is missing.
+  r = run_cli(tmp, "train " + tmp.file("c.yaml") + " -q --device cuda --run-dir " + tmp.file("run2"));
+  REQUIRE(r.code == 1);
+  REQUIRE(r.err == "lowbit: error: train.device: " + missing + "\n");
+  r = run_cli(tmp, "train --resume " + run + " -q --device cuda");
+  REQUIRE(r.code == 1);
+  REQUIRE_THAT(r.err, Catch::Contains("train.device: " + missing));
+  r = run_cli(tmp, "eval --device cuda " + run + "/best.safetensors");
+  REQUIRE(r.code == 1);
+  REQUIRE(r.err == "lowbit: error: eval --device: " + missing + "\n");
+  r = run_cli(tmp, "bench --device cuda --steps 1");
+  REQUIRE(r.code == 1);
+  REQUIRE(r.err == "lowbit: error: bench --device: " + missing + "\n");
+  // A run that says cuda in its config evaluates on the CPU here, with a note.
+  r = run_cli(tmp, "eval --set train.device=cuda " + run + "/best.safetensors");
+  REQUIRE(r.code == 0);
+  REQUIRE_THAT(r.err, Catch::Contains("note: train.device: " + missing) && Catch::Contains("evaluating on cpu"));
 }

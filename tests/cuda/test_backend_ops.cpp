@@ -3,10 +3,7 @@
 // Adding an op is one line in cases(). All cases need a GPU ([gpu]).
 #include <catch2/catch.hpp>
 
-#include <cmath>
-#include <functional>
-#include <sstream>
-
+#include "backend_harness.h"
 #include "core/cuda/runtime.h"
 #include "core/ops/elementwise.h"
 #include "core/ops/linalg.h"
@@ -21,19 +18,7 @@ using namespace lowbit;
 
 namespace {
 
-using Inputs = std::vector<Tensor>;
-using OpFn = std::function<Tensor(const Inputs&)>;
-
-enum class Domain { any, positive };  // positive: |randn| + 0.5, for log, sqrt and divisors
-
-struct OpCase {
-  std::string name;
-  std::vector<Shape> shapes;  // f32 inputs
-  OpFn fn;
-  double tol = 1e-5;          // |cpu - cuda| <= tol * (1 + |cpu|), forward and gradients
-  Domain domain = Domain::any;
-  bool backward = true;
-};
+using namespace backend_harness;
 
 // Targets for the loss cases, made on the device of the logits (fixed values, -100 ignored).
 Tensor targets(const Tensor& like, std::vector<int64_t> t) {
@@ -131,31 +116,6 @@ std::vector<OpCase> cases() {
   return c;
 }
 
-Tensor make_input(const Shape& s, Domain d, Generator& gen) {
-  Tensor t = Tensor::randn(s, gen);
-  if (d == Domain::positive) t = add(abs(t), 0.5);
-  return t.detach();
-}
-
-// The largest violation of |a - b| <= tol * (1 + |a|) (<= 0 when within), and where.
-std::string compare(const Tensor& cpu, const Tensor& cuda, double tol, double& worst) {
-  worst = 0;
-  if (cpu.shape() != cuda.shape() || cpu.dtype() != cuda.dtype())
-    return "shape/dtype " + shape_str(cpu.shape()) + " vs " + shape_str(cuda.shape());
-  const auto a = cpu.to_vector<double>(), b = cuda.to(Device::cpu()).to_vector<double>();
-  std::ostringstream os;
-  for (size_t i = 0; i < a.size(); ++i) {
-    const bool both_nan = std::isnan(a[i]) && std::isnan(b[i]);
-    const double excess = both_nan ? 0 : std::fabs(a[i] - b[i]) - tol * (1 + std::fabs(a[i]));
-    if (!(excess <= worst)) {
-      worst = std::isnan(excess) ? INFINITY : excess;
-      os.str("");
-      os << "element " << i << ": cpu " << a[i] << " cuda " << b[i];
-    }
-  }
-  return os.str();
-}
-
 }  // namespace
 
 TEST_CASE("cuda backend ops match the CPU forward and backward", "[cuda][gpu]") {
@@ -165,49 +125,7 @@ TEST_CASE("cuda backend ops match the CPU forward and backward", "[cuda][gpu]") 
   }
   const Device dev = Device::cuda(0);
   for (const OpCase& oc : cases()) {
-    SECTION(oc.name) {
-      Generator gen(42);
-      Inputs xc, xd;
-      for (const Shape& s : oc.shapes) {
-        Tensor t = make_input(s, oc.domain, gen);
-        xc.push_back(t.clone().detach().set_requires_grad(oc.backward));
-        xd.push_back(t.to(dev).set_requires_grad(oc.backward));
-      }
-      Tensor yc = oc.fn(xc), yd = oc.fn(xd);
-      REQUIRE(yd.device() == dev);
-      double worst = 0;
-      std::string where = compare(yc.detach(), yd.detach(), oc.tol, worst);
-      INFO(oc.name << " forward " << where);
-      CHECK(worst <= 0);
-      if (oc.backward) {
-        // A random upstream gradient, so every output element's gradient path counts.
-        Tensor w = Tensor::randn(yc.shape(), gen);
-        sum(mul(yc, w)).backward();
-        sum(mul(yd, w.to(dev))).backward();
-        for (size_t i = 0; i < xc.size(); ++i) {
-          REQUIRE(xc[i].grad().defined() == xd[i].grad().defined());
-          if (!xc[i].grad().defined()) continue;
-          CHECK(xd[i].grad().device() == dev);
-          where = compare(xc[i].grad(), xd[i].grad(), oc.tol, worst);
-          INFO(oc.name << " gradient of input " << i << " " << where);
-          CHECK(worst <= 0);
-        }
-      }
-    }
+    SECTION(oc.name) { run_case(oc, dev); }
   }
 }
 
-TEST_CASE("cuda ops whose kernels are not on CUDA yet fail with a clear error", "[cuda][gpu]") {
-  if (!cuda::is_available()) {
-    WARN("no CUDA device: test body not executed");
-    return;
-  }
-  // Shape ops are among the families still pending (docs/cuda.md): the error names the kernel.
-  Tensor x = Tensor::ones({2, 3}).to(Device::cuda());
-  try {
-    (void)concat({x, x}, 0);
-    FAIL("concat ran on CUDA: move it out of core/cuda/pending.cpp's list in docs/cuda.md and this test");
-  } catch (const Error& e) {
-    CHECK(std::string(e.what()).find("concat is not implemented on CUDA yet") != std::string::npos);
-  }
-}
