@@ -144,3 +144,14 @@ TEST_CASE("cli: --device on train, eval and bench", "[cli][device]") {
   REQUIRE(r.code == 0);
   REQUIRE_THAT(r.err, Catch::Contains("note: train.device: " + missing) && Catch::Contains("evaluating on cpu"));
 }
+
+TEST_CASE("cli: bench --quant-set merges keys under one parent", "[cli]") {
+  lowbit::test::TempDir tmp("cli_bench_quant");
+  Result r = run_cli(tmp, "bench --model mlp --batch 8 --steps 1 --warmup 0 --threads 1 --json --quant cpq --bits 4/2 "
+                          "--quant-set learn_bits.enabled=true --quant-set learn_bits.max_bits=4 --quant-set dropbits.p=0.2");
+  REQUIRE(r.code == 0);
+  REQUIRE_THAT(r.out, Catch::Contains("learn_bits: {enabled: true, max_bits: 4}") && Catch::Contains("dropbits: {p: 0.2}"));
+  r = run_cli(tmp, "bench --model mlp --steps 1 --quant cpq --quant-set learn_bits.max_bits");
+  REQUIRE(r.code == 1);
+  REQUIRE_THAT(r.err, Catch::Contains("expected KEY=VALUE"));
+}
