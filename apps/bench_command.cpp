@@ -5,10 +5,9 @@
 #include <string>
 #include <vector>
 
-#include <yaml-cpp/yaml.h>
-
 #include "../core/error.h"
 #include "../layers/zoo.h"
+#include "../train/config.h"
 #include "../train/device.h"
 #include "../train/step_bench.h"
 #include "commands.h"
@@ -35,33 +34,10 @@ std::string quant_yaml(const BenchArgs& a) {
   const size_t slash = a.bits.find('/');
   LOWBIT_CHECK(slash != std::string::npos && slash > 0 && slash + 1 < a.bits.size(), "bench --bits",
                "expected W/A, e.g. 2/2 or 4/32, got '", a.bits, "'");
-  YAML::Node root;
-  root["method"] = a.quant;
-  root["weight_bits"] = YAML::Load(a.bits.substr(0, slash));
-  root["act_bits"] = YAML::Load(a.bits.substr(slash + 1));
-  for (const std::string& kv : a.quant_set) {
-    const size_t eq = kv.find('=');
-    LOWBIT_CHECK(eq != std::string::npos && eq > 0, "bench --quant-set", "expected KEY=VALUE, got '", kv, "'");
-    // a.b=v nests as {a: {b: v}}, merged with the other a.* keys (reset(): Node's operator=
-    // would assign through the reference instead of moving it).
-    YAML::Node node;
-    node.reset(root);
-    std::stringstream path(kv.substr(0, eq));
-    std::vector<std::string> parts;
-    for (std::string part; std::getline(path, part, '.');) parts.push_back(part);
-    for (size_t i = 0; i + 1 < parts.size(); ++i) {
-      YAML::Node child = node[parts[i]];
-      node.reset(child);
-    }
-    try {
-      node[parts.back()] = YAML::Load(kv.substr(eq + 1));
-    } catch (const YAML::Exception& e) {
-      throw Error(detail::cat("cannot read the value of '", kv, "': ", e.msg), "bench --quant-set");
-    }
-  }
-  YAML::Emitter out;
-  out << YAML::Flow << root;
-  return out.c_str();
+  const std::string base = apply_assignments(
+      "{}", {"method=" + a.quant, "weight_bits=" + a.bits.substr(0, slash), "act_bits=" + a.bits.substr(slash + 1)},
+      "bench --quant/--bits");
+  return apply_assignments(base, a.quant_set, "bench --quant-set");
 }
 
 std::vector<std::string> split_models(const std::string& list) {

@@ -168,4 +168,32 @@ std::map<std::string, int> QuantModelReport::bits_map() const {
   return m;
 }
 
+namespace {
+double mean_of(const std::vector<float>& v) {
+  double s = 0;
+  for (float x : v) s += x;
+  return s / static_cast<double>(v.size());
+}
+}  // namespace
+
+std::map<std::string, double> QuantModelReport::scales_map() const {
+  std::map<std::string, double> m;
+  for (const auto& l : layers) {
+    const auto add = [&](const TensorQuantReport& t, const std::string& role) {
+      if (!t.alpha.empty()) m[l.name + "." + role + "_alpha"] = mean_of(t.alpha);
+      if (!t.sigma.empty()) m[l.name + "." + role + "_sigma"] = mean_of(t.sigma);
+    };
+    if (l.has_weight_quantizer) {
+      add(l.weight, "weight");
+      const auto& occ = l.weight.occupancy;
+      int64_t total = 0;
+      for (int64_t c : occ) total += c;
+      if (occ.size() >= 2 && total > 0)
+        m[l.name + ".weight_clipped"] = static_cast<double>(occ.front() + occ.back()) / static_cast<double>(total);
+    }
+    if (l.has_act_quantizer) add(l.activation, "act");
+  }
+  return m;
+}
+
 }  // namespace lowbit

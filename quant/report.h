@@ -41,6 +41,10 @@ struct QuantModelReport {
   std::string short_line() const;  // one line for per-epoch logs
   // "<layer>.weight_bits" and "<layer>.act_bits" -> bits, for metrics.jsonl.
   std::map<std::string, int> bits_map() const;
+  // What drifts during training, for metrics.jsonl: "<layer>.weight_alpha" / ".weight_sigma" /
+  // ".act_alpha" / ".act_sigma" (the mean over channels; only where the quantizer has the
+  // value) and "<layer>.weight_clipped" (the fraction of weights on the two end codes).
+  std::map<std::string, double> scales_map() const;
 };
 
 QuantModelReport quant_report(Module& root);

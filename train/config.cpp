@@ -14,6 +14,7 @@
 #include <utility>
 
 #include "../core/error.h"
+#include "yaml_checks.h"
 
 namespace lowbit {
 
@@ -370,49 +371,58 @@ void read_output(Section s, OutputConfig& o) {
 }
 
 YAML::Node parse_yaml(const std::string& text, const std::string& where_prefix, bool is_file) {
+  YAML::Node root;
   try {
-    return YAML::Load(text);
+    root = YAML::Load(text);
   } catch (const YAML::ParserException& e) {
     std::string where = is_file ? detail::cat(where_prefix, ":", e.mark.line + 1, ":", e.mark.column + 1)
                                 : where_prefix;
     throw Error("YAML syntax error: " + e.msg, where);
   }
+  check_unique_keys(root, where_prefix, is_file);
+  return root;
 }
 
-// Writes each "a.b.c=value" into the tree, creating the maps on the way.
+// Writes one "a.b.c=value" into the tree, creating the maps on the way; `where` names the
+// option it came from.
+void set_path(YAML::Node& root, const std::string& text, const std::string& where) {
+  const std::string ctx = where + " " + text;
+  auto eq = text.find('=');
+  if (eq == std::string::npos || eq == 0) throw Error("expected key.path=value", ctx);
+  std::string key = text.substr(0, eq);
+  YAML::Node value = parse_yaml(text.substr(eq + 1), ctx, false);
+  std::vector<std::string> parts;
+  std::stringstream ss(key);
+  for (std::string p; std::getline(ss, p, '.');) {
+    if (p.empty()) throw Error("empty key segment in '" + key + "'", ctx);
+    parts.push_back(p);
+  }
+  if (key.back() == '.') throw Error("empty key segment in '" + key + "'", ctx);
+  // reset() rebinds the handle; plain assignment would overwrite the node it points at.
+  YAML::Node cur;
+  cur.reset(root);
+  for (std::size_t i = 0; i + 1 < parts.size(); ++i) {
+    if (cur.IsDefined() && !cur.IsNull() && !cur.IsMap()) {
+      std::string path;
+      for (std::size_t j = 0; j < i; ++j) path += (j ? "." : "") + parts[j];
+      throw Error(path + ": is " + describe(cur) + ", cannot set '" + parts[i] + "' inside it", ctx);
+    }
+    YAML::Node next = cur[parts[i]];
+    cur.reset(next);
+  }
+  if (cur.IsDefined() && !cur.IsNull() && !cur.IsMap())
+    throw Error("cannot set '" + parts.back() + "' inside " + describe(cur), ctx);
+  cur[parts.back()] = value;
+}
+
 void apply_overrides(YAML::Node& root, const std::vector<std::string>& overrides, Source& src) {
   for (const auto& ov : overrides) {
     std::string text = ov.rfind("--set ", 0) == 0 ? ov.substr(6) : ov;
-    auto eq = text.find('=');
-    if (eq == std::string::npos || eq == 0)
-      throw Error("expected key.path=value", "--set " + text);
-    std::string key = text.substr(0, eq);
-    YAML::Node value = parse_yaml(text.substr(eq + 1), "--set " + text, false);
-    src.sets.emplace_back(key, text);
-    std::vector<std::string> parts;
-    std::stringstream ss(key);
-    for (std::string p; std::getline(ss, p, '.');) {
-      if (p.empty()) throw Error("empty key segment in '" + key + "'", "--set " + text);
-      parts.push_back(p);
-    }
     if (!root.IsMap() && !root.IsNull() && root.IsDefined())
       throw Error("the config is not a mapping", src.file);
-    // reset() rebinds the handle; plain assignment would overwrite the node it points at.
-    YAML::Node cur;
-    cur.reset(root);
-    for (std::size_t i = 0; i + 1 < parts.size(); ++i) {
-      if (cur.IsDefined() && !cur.IsNull() && !cur.IsMap()) {
-        std::string path;
-        for (std::size_t j = 0; j < i; ++j) path += (j ? "." : "") + parts[j];
-        throw Error(path + ": is " + describe(cur) + ", cannot set '" + parts[i] + "' inside it",
-                    "--set " + text);
-      }
-      YAML::Node next = cur[parts[i]];
-      cur.reset(next);
-    }
-    if (cur.IsDefined() && !cur.IsNull() && !cur.IsMap())
-      throw Error("cannot set '" + parts.back() + "' inside " + describe(cur), "--set " + text);
-    cur[parts.back()] = value;
+    auto eq = text.find('=');
+    if (eq != std::string::npos && eq > 0) src.sets.emplace_back(text.substr(0, eq), text);
+    set_path(root, text, "--set");
   }
 }
 
@@ -446,6 +456,16 @@ ExperimentConfig load_tree(YAML::Node root, const std::string& name,
 }
 
 }  // namespace
+
+std::string apply_assignments(const std::string& yaml, const std::vector<std::string>& assignments,
+                              const std::string& where) {
+  YAML::Node root = parse_yaml(yaml, where, false);
+  if (root.IsDefined() && !root.IsNull() && !root.IsMap()) throw Error("expected a mapping, got " + describe(root), where);
+  for (const auto& a : assignments) set_path(root, a, where);
+  YAML::Emitter out;
+  out << YAML::Flow << root;
+  return out.c_str();
+}
 
 ExperimentConfig load_config(const std::string& path, const std::vector<std::string>& overrides) {
   std::ifstream in(path, std::ios::binary);

@@ -131,6 +131,13 @@ ExperimentConfig load_config(const std::string& path, const std::vector<std::str
 ExperimentConfig load_config_string(const std::string& yaml, const std::string& name_for_errors,
                                     const std::vector<std::string>& overrides = {});
 
+// Applies "key.path=value" assignments (the `--set` syntax; a value is read as a YAML scalar or
+// flow collection, maps on the way are created, keys under one parent merge) to the YAML
+// mapping `yaml` and returns the result as one line of flow YAML. Errors name `where` (the
+// option the assignments came from) and the assignment.
+std::string apply_assignments(const std::string& yaml, const std::vector<std::string>& assignments,
+                              const std::string& where);
+
 // The fully resolved config, every key with its value; loading it back gives an equal config.
 std::string to_yaml(const ExperimentConfig& config);
 

@@ -17,6 +17,7 @@
 #include "experiment.h"
 #include "metrics.h"
 #include "trainer.h"
+#include "yaml_checks.h"
 
 namespace fs = std::filesystem;
 
@@ -89,6 +90,7 @@ SweepPlan plan_sweep(const std::string& path, const std::vector<std::string>& ex
   } catch (const YAML::Exception& e) {
     throw Error(detail::cat("YAML syntax error at line ", e.mark.line + 1, ": ", e.msg), path);
   }
+  check_unique_keys(root, path);
   LOWBIT_CHECK(root.IsMap(), path, "a sweep file is a mapping with base, runs, grid, seeds, ...");
   static const std::set<std::string> known = {"base", "set", "runs", "grid", "seeds", "output"};
   for (const auto& kv : root) {

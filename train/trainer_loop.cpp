@@ -250,6 +250,7 @@ void Trainer::report_quantization(EpochMetrics& row) {
   if (!quantized_) return;
   log("quant: " + r.short_line());
   for (const auto& [name, bits] : r.bits_map()) row.extra[name] = bits;
+  for (const auto& [name, value] : r.scales_map()) row.extra[name] = value;
   row.extra["avg_weight_bits"] = r.avg_weight_bits;
 }
 

@@ -153,5 +153,5 @@ TEST_CASE("cli: bench --quant-set merges keys under one parent", "[cli]") {
   REQUIRE_THAT(r.out, Catch::Contains("learn_bits: {enabled: true, max_bits: 4}") && Catch::Contains("dropbits: {p: 0.2}"));
   r = run_cli(tmp, "bench --model mlp --steps 1 --quant cpq --quant-set learn_bits.max_bits");
   REQUIRE(r.code == 1);
-  REQUIRE_THAT(r.err, Catch::Contains("expected KEY=VALUE"));
+  REQUIRE_THAT(r.err, Catch::Contains("expected key.path=value") && Catch::Contains("bench --quant-set"));
 }

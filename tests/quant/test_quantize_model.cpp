@@ -193,6 +193,13 @@ TEST_CASE("quant_report: totals on a hand-computed model", "[quant][report]") {
   CHECK(has(r.table(), "1 layer(s) left in float"));
   CHECK(has(r.short_line(), "W bits avg 12.00 [2 32]"));
   CHECK(r.bits_map().at("0.weight_bits") == 2);
+  const auto scales = r.scales_map();
+  CHECK(scales.at("0.weight_alpha") == Approx(r.layers[0].weight.alpha[0]));
+  const auto& occ = r.layers[0].weight.occupancy;
+  CHECK(scales.at("0.weight_clipped") == Approx((occ[0] + occ[3]) / 12.0));
+  CHECK(scales.at("0.weight_clipped") > 0);  // the max-abs weight
+  CHECK(scales.count("0.weight_sigma") == 0);  // the method has no sigma
+  CHECK(scales.count("1.weight_alpha") == 0);  // the float layer
   CHECK(has(r.to_json(), "\"avg_weight_bits\": 12.0"));
 }
 

@@ -194,6 +194,42 @@ TEST_CASE("config: unknown keys name the path and line", "[config]") {
   CHECK(error_of("quant:\n  anything: {goes: here}\n").empty());
 }
 
+TEST_CASE("config: a key given twice is an error, not the first one silently", "[config]") {
+  std::string m = error_of("train:\n  epochs: 2\n  epochs: 3\n");
+  CHECK(has(m, "exp.yaml:3:3"));
+  CHECK(has(m, "duplicate key 'train.epochs' (first at line 2)"));
+  // inside the quant section (parsed later by the quantizer registry) and inside lists
+  m = error_of("quant:\n  method: cpq\n  learn_bits: {enabled: true}\n  learn_bits: {max_bits: 4}\n");
+  CHECK(has(m, "duplicate key 'quant.learn_bits'"));
+  CHECK(has(m, "exp.yaml:4:3"));
+  m = error_of("optim:\n  groups:\n    - {match: a, lr: 0.1, lr: 0.2}\n");
+  CHECK(has(m, "duplicate key 'optim.groups[0].lr'"));
+  // in a --set value
+  m = error_of("train: {epochs: 1}\n", {"quant.dropbits={p: 0.1, p: 0.2}"});
+  CHECK(has(m, "duplicate key 'p'"));
+  CHECK(has(m, "--set quant.dropbits="));
+  CHECK(error_of("train: {epochs: 1}\noptim: {name: sgd}\n").empty());
+}
+
+TEST_CASE("config: apply_assignments writes key paths into a YAML mapping", "[config]") {
+  CHECK(apply_assignments("{a: 1}", {"b.c=2", "b.d=[1, 2]", "a=x"}, "test") == "{a: x, b: {c: 2, d: [1, 2]}}");
+  CHECK(apply_assignments("", {"a=1"}, "test") == "{a: 1}");
+  const auto msg = [](const std::string& yaml, const std::string& a) {
+    try {
+      apply_assignments(yaml, {a}, "--opt");
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  CHECK(has(msg("{}", "a.b"), "expected key.path=value"));
+  CHECK(has(msg("{}", "a.b"), "--opt a.b"));
+  CHECK(has(msg("{}", "a..b=1"), "empty key segment"));
+  CHECK(has(msg("{a: 1}", "a.b=1"), "cannot set 'b' inside"));
+  CHECK(has(msg("[1, 2]", "a=1"), "expected a mapping"));
+  CHECK(has(msg("{}", "a=[1"), "YAML syntax error"));
+}
+
 TEST_CASE("config: wrong types name the expected type", "[config]") {
   std::string m = error_of("train:\n  epochs: many\n");
   CHECK(has(m, "exp.yaml:2:11"));

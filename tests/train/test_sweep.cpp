@@ -79,6 +79,8 @@ TEST_CASE("sweep: bad files are errors naming the file, key and run", "[sweep]")
   REQUIRE_THAT(err("base: base.yaml\nseeds: [x]\n"), Catch::Contains("not a non-negative integer"));
   REQUIRE_THAT(err("base: base.yaml\nruns: [{name: a, colour: red}]\n"), Catch::Contains("'runs.colour'"));
   REQUIRE_THAT(err("base: [unclosed\n"), Catch::Contains("YAML syntax error"));
+  REQUIRE_THAT(err("base: base.yaml\nseeds: [0]\nseeds: [1]\n"),
+               Catch::Contains("bad.yaml:3:1") && Catch::Contains("duplicate key 'seeds' (first at line 2)"));
 }
 
 TEST_CASE("sweep: a small sweep trains, tabulates and skips finished runs", "[sweep]") {
