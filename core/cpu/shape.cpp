@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cstring>
 
+#include "../kernels/dispatch_width.h"
 #include "../kernels/shape.h"
 #include "../parallel.h"
 #include "broadcast.h"
@@ -70,22 +71,8 @@ void zero_fill(void* p, int64_t bytes) {
   });
 }
 
-// Calls f with a value of an unsigned type as wide as one element (the copy kernels move
-// bits, so every dtype of one width shares an instantiation).
-template <class F>
-void by_width(size_t es, F&& f) {
-  switch (es) {
-    case 1: f(uint8_t{}); break;
-    case 4: f(uint32_t{}); break;
-    default: f(uint64_t{}); break;
-  }
-}
-
-template <class F>
-void with_index(const Tensor& index, F&& f) {
-  if (index.dtype() == DType::i32) f(index.data<int32_t>());
-  else f(index.data<int64_t>());
-}
+using kernels::by_width;
+using kernels::with_index;
 
 // Position of the first index outside [0, bound) in flat order, or -1. Chunks scan in
 // parallel and the smallest hit wins, so the answer does not depend on the thread count.

@@ -141,65 +141,83 @@ void settle(Choice<Algo>& c, size_t asked) {
   ++g_choices;
 }
 
-// Each choose_* runs the heuristic; when not deterministic, it then times the candidates on
-// the call's own buffers (the outputs are overwritten right after by the real call).
-void choose_forward(ConvPlan& p, const Conv2dGeometry& g, int dev, const void* x, const void* w, void* y) {
-  cudnnHandle_t h = cudnn_handle(dev);
-  int max = 0, n = 0;
-  LOWBIT_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithmMaxCount(h, &max));
-  std::vector<cudnnConvolutionFwdAlgoPerf_t> perf(static_cast<size_t>(max));
-  LOWBIT_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, p.x, p.w, p.conv, p.y, max, &n, perf.data()));
+// The steps of every direction, its cuDNN calls passed in: the heuristic ranking; when not
+// deterministic, a timed search of the candidates on the call's own buffers (the outputs are
+// overwritten right after by the real call); the pick; the workspace the pick asks for.
+template <class Perf, class Algo, class Rank, class Find, class Size>
+void choose(Choice<Algo>& c, const Conv2dGeometry& g, int dev, const char* direction, int max, Rank rank, Find find,
+            Size asked) {
+  std::vector<Perf> perf(static_cast<size_t>(max));
+  int n = 0;
+  rank(max, &n, perf.data());
   const size_t limit = workspace_limit(dev);
   if (!deterministic()) {
     const size_t bytes = search_workspace(perf, n, limit);
     Tensor ws = workspace(dev, bytes);
-    LOWBIT_CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithmEx(h, p.x, x, p.w, w, p.conv, p.y, y, max, &n,
-                                                              perf.data(), workspace_ptr(ws), bytes));
+    find(max, &n, perf.data(), workspace_ptr(ws), bytes);
   }
-  adopt(p.fwd, pick(perf, n, limit), g, "forward");
-  size_t asked = 0;
-  LOWBIT_CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(h, p.x, p.w, p.fwd.conv, p.y, p.fwd.algo, &asked));
-  settle(p.fwd, asked);
+  adopt(c, pick(perf, n, limit), g, direction);
+  settle(c, asked(c));
+}
+
+void choose_forward(ConvPlan& p, const Conv2dGeometry& g, int dev, const void* x, const void* w, void* y) {
+  cudnnHandle_t h = cudnn_handle(dev);
+  int max = 0;
+  LOWBIT_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithmMaxCount(h, &max));
+  choose<cudnnConvolutionFwdAlgoPerf_t>(
+      p.fwd, g, dev, "forward", max,
+      [&](int m, int* n, cudnnConvolutionFwdAlgoPerf_t* perf) {
+        LOWBIT_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, p.x, p.w, p.conv, p.y, m, n, perf));
+      },
+      [&](int m, int* n, cudnnConvolutionFwdAlgoPerf_t* perf, void* ws, size_t bytes) {
+        LOWBIT_CUDNN_CHECK(
+            cudnnFindConvolutionForwardAlgorithmEx(h, p.x, x, p.w, w, p.conv, p.y, y, m, n, perf, ws, bytes));
+      },
+      [&](const auto& c) {
+        size_t bytes = 0;
+        LOWBIT_CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(h, p.x, p.w, c.conv, p.y, c.algo, &bytes));
+        return bytes;
+      });
 }
 
 void choose_data(ConvPlan& p, const Conv2dGeometry& g, int dev, const void* w, const void* dy, void* dx) {
   cudnnHandle_t h = cudnn_handle(dev);
-  int max = 0, n = 0;
+  int max = 0;
   LOWBIT_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithmMaxCount(h, &max));
-  std::vector<cudnnConvolutionBwdDataAlgoPerf_t> perf(static_cast<size_t>(max));
-  LOWBIT_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, p.w, p.y, p.conv, p.x, max, &n, perf.data()));
-  const size_t limit = workspace_limit(dev);
-  if (!deterministic()) {
-    const size_t bytes = search_workspace(perf, n, limit);
-    Tensor ws = workspace(dev, bytes);
-    LOWBIT_CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithmEx(h, p.w, w, p.y, dy, p.conv, p.x, dx, max, &n,
-                                                                   perf.data(), workspace_ptr(ws), bytes));
-  }
-  adopt(p.data, pick(perf, n, limit), g, "data-gradient");
-  size_t asked = 0;
-  LOWBIT_CUDNN_CHECK(
-      cudnnGetConvolutionBackwardDataWorkspaceSize(h, p.w, p.y, p.data.conv, p.x, p.data.algo, &asked));
-  settle(p.data, asked);
+  choose<cudnnConvolutionBwdDataAlgoPerf_t>(
+      p.data, g, dev, "data-gradient", max,
+      [&](int m, int* n, cudnnConvolutionBwdDataAlgoPerf_t* perf) {
+        LOWBIT_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, p.w, p.y, p.conv, p.x, m, n, perf));
+      },
+      [&](int m, int* n, cudnnConvolutionBwdDataAlgoPerf_t* perf, void* ws, size_t bytes) {
+        LOWBIT_CUDNN_CHECK(
+            cudnnFindConvolutionBackwardDataAlgorithmEx(h, p.w, w, p.y, dy, p.conv, p.x, dx, m, n, perf, ws, bytes));
+      },
+      [&](const auto& c) {
+        size_t bytes = 0;
+        LOWBIT_CUDNN_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(h, p.w, p.y, c.conv, p.x, c.algo, &bytes));
+        return bytes;
+      });
 }
 
 void choose_filter(ConvPlan& p, const Conv2dGeometry& g, int dev, const void* x, const void* dy, void* dw) {
   cudnnHandle_t h = cudnn_handle(dev);
-  int max = 0, n = 0;
+  int max = 0;
   LOWBIT_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(h, &max));
-  std::vector<cudnnConvolutionBwdFilterAlgoPerf_t> perf(static_cast<size_t>(max));
-  LOWBIT_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, p.x, p.y, p.conv, p.w, max, &n, perf.data()));
-  const size_t limit = workspace_limit(dev);
-  if (!deterministic()) {
-    const size_t bytes = search_workspace(perf, n, limit);
-    Tensor ws = workspace(dev, bytes);
-    LOWBIT_CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithmEx(h, p.x, x, p.y, dy, p.conv, p.w, dw, max, &n,
-                                                                     perf.data(), workspace_ptr(ws), bytes));
-  }
-  adopt(p.filter, pick(perf, n, limit), g, "weight-gradient");
-  size_t asked = 0;
-  LOWBIT_CUDNN_CHECK(
-      cudnnGetConvolutionBackwardFilterWorkspaceSize(h, p.x, p.y, p.filter.conv, p.w, p.filter.algo, &asked));
-  settle(p.filter, asked);
+  choose<cudnnConvolutionBwdFilterAlgoPerf_t>(
+      p.filter, g, dev, "weight-gradient", max,
+      [&](int m, int* n, cudnnConvolutionBwdFilterAlgoPerf_t* perf) {
+        LOWBIT_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, p.x, p.y, p.conv, p.w, m, n, perf));
+      },
+      [&](int m, int* n, cudnnConvolutionBwdFilterAlgoPerf_t* perf, void* ws, size_t bytes) {
+        LOWBIT_CUDNN_CHECK(
+            cudnnFindConvolutionBackwardFilterAlgorithmEx(h, p.x, x, p.y, dy, p.conv, p.w, dw, m, n, perf, ws, bytes));
+      },
+      [&](const auto& c) {
+        size_t bytes = 0;
+        LOWBIT_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(h, p.x, p.y, c.conv, p.w, c.algo, &bytes));
+        return bytes;
+      });
 }
 
 int device_of(const Tensor& t) {

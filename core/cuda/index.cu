@@ -6,6 +6,7 @@
 // sources in order): deterministic, no atomics, and bit-identical to the CPU.
 #include <type_traits>
 
+#include "../kernels/dispatch_width.h"
 #include "../kernels/shape.h"
 #include "common.cuh"
 
@@ -27,21 +28,8 @@ Split split_at(const Shape& s, int64_t axis) {
   return p;
 }
 
-// Calls f with a value of an unsigned type as wide as one element (copies move bits).
-template <class F>
-void by_width(size_t es, F&& f) {
-  switch (es) {
-    case 1: f(uint8_t{}); break;
-    case 4: f(uint32_t{}); break;
-    default: f(uint64_t{}); break;
-  }
-}
-
-template <class F>
-void with_index(const Tensor& index, F&& f) {
-  if (index.dtype() == DType::i32) f(index.data<int32_t>());
-  else f(index.data<int64_t>());
-}
+using kernels::by_width;
+using kernels::with_index;
 
 // Position of the first index outside [0, bound) in flat order (host copy), or -1; value gets it.
 int64_t first_out_of_range(const Tensor& index, int64_t bound, int64_t& value) {

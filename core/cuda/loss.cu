@@ -2,6 +2,7 @@
 // over [N, C, inner] views; formulas as in core/kernels/loss.h and core/cpu/loss.cpp.
 #include <cmath>
 
+#include "../kernels/dispatch_width.h"
 #include "../kernels/loss.h"
 #include "common.cuh"
 #include "runtime.h"
@@ -94,12 +95,6 @@ __global__ void nll_backward_kernel(const float* g, bool per_sample, const T* ta
   if (t != ignore) dx[l.base(s) + t * l.inner] = -g[per_sample ? s : 0];
 }
 
-template <class F>
-void with_target(const Tensor& target, F&& f) {
-  if (target.dtype() == DType::i64) f(target.data<int64_t>());
-  else f(target.data<int32_t>());
-}
-
 }  // namespace
 
 // The op needs the answer on the host before any kernel runs, so the targets travel to the
@@ -114,7 +109,7 @@ void cross_entropy(const Tensor& logits, const Tensor& target, int64_t ignore_in
   if (l.samples() == 0) return;
   const int dev = logits.device().index;
   DeviceGuard g(dev);
-  with_target(target, [&](auto* pt) {
+  kernels::with_index(target, [&](auto* pt) {
     using T = std::remove_const_t<std::remove_pointer_t<decltype(pt)>>;
     cross_entropy_kernel<T><<<blocks_for_rows(l.samples()), kRowsPerBlock * kWarp, 0, stream(dev)>>>(
         logits.data<float>(), pt, l, ignore_index, smoothing, loss.data<float>(), lse.data<float>());
@@ -128,7 +123,7 @@ void cross_entropy_backward(const Tensor& dloss, const Tensor& logits, const Ten
   if (l.samples() == 0) return;
   const int dev = logits.device().index;
   DeviceGuard g(dev);
-  with_target(target, [&](auto* pt) {
+  kernels::with_index(target, [&](auto* pt) {
     using T = std::remove_const_t<std::remove_pointer_t<decltype(pt)>>;
     cross_entropy_backward_kernel<T><<<blocks_for_rows(l.samples()), kRowsPerBlock * kWarp, 0, stream(dev)>>>(
         dloss.data<float>(), dloss.numel() != 1, logits.data<float>(), pt, lse.data<float>(), l, ignore_index,
@@ -142,7 +137,7 @@ void nll_loss(const Tensor& log_probs, const Tensor& target, int64_t ignore_inde
   if (l.samples() == 0) return;
   const int dev = log_probs.device().index;
   DeviceGuard g(dev);
-  with_target(target, [&](auto* pt) {
+  kernels::with_index(target, [&](auto* pt) {
     using T = std::remove_const_t<std::remove_pointer_t<decltype(pt)>>;
     nll_kernel<T><<<blocks_for(l.samples()), kThreads, 0, stream(dev)>>>(log_probs.data<float>(), pt, l,
                                                                          ignore_index, loss.data<float>());
@@ -156,7 +151,7 @@ void nll_loss_backward(const Tensor& dloss, const Tensor& target, int64_t ignore
   DeviceGuard g(dev);
   LOWBIT_CUDA_CHECK(cudaMemsetAsync(dx.raw_data(), 0, dx.nbytes(), stream(dev)));
   if (l.samples() == 0) return;
-  with_target(target, [&](auto* pt) {
+  kernels::with_index(target, [&](auto* pt) {
     using T = std::remove_const_t<std::remove_pointer_t<decltype(pt)>>;
     nll_backward_kernel<T><<<blocks_for(l.samples()), kThreads, 0, stream(dev)>>>(
         dloss.data<float>(), dloss.numel() != 1, pt, l, ignore_index, dx.data<float>());
