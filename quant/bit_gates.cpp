@@ -58,9 +58,12 @@ Tensor nested_gates(const Tensor& log_a, bool training, Generator& gen) {
   std::vector<float> out(L);
   double prod = 1;
   for (size_t l = 0; l < L; ++l) out[l] = static_cast<float>(prod *= z[l]);
-  Tensor y = Tensor::from_vector(out, {static_cast<int64_t>(L)});
-  return record("nested_gates", y, {log_a}, [z, dz](const Tensor& dy, Grads& g) {
-    const float* gy = dy.data<float>();
+  // Tiny: computed on the host, results on log_a's device.
+  const Device device = log_a.device();
+  Tensor y = Tensor::from_vector(out, {static_cast<int64_t>(L)}).to(device);
+  return record("nested_gates", y, {log_a}, [z, dz, device](const Tensor& dy, Grads& g) {
+    const std::vector<float> gyv = dy.to_vector<float>();
+    const float* gy = gyv.data();
     const size_t n = z.size();
     std::vector<float> gl(n, 0.0f);
     for (size_t k = 0; k < n; ++k) {
@@ -73,7 +76,7 @@ Tensor nested_gates(const Tensor& log_a, bool training, Generator& gen) {
       }
       gl[k] = static_cast<float>(acc * dz[k]);
     }
-    g.set(0, Tensor::from_vector(gl, {static_cast<int64_t>(n)}));
+    g.set(0, Tensor::from_vector(gl, {static_cast<int64_t>(n)}).to(device));
   });
 }
 
@@ -86,12 +89,13 @@ Tensor l0_penalty(const Tensor& log_a, double weight) {
     total += p;
     grad[l] = static_cast<float>(weight * p * (1 - p));
   }
-  Tensor y = Tensor::scalar(weight * total);
-  return record("l0_penalty", y, {log_a}, [grad, shape = log_a.shape()](const Tensor& dy, Grads& g) {
+  const Device device = log_a.device();
+  Tensor y = Tensor::scalar(weight * total).to(device);
+  return record("l0_penalty", y, {log_a}, [grad, shape = log_a.shape(), device](const Tensor& dy, Grads& g) {
     std::vector<float> v = grad;
     const float s = static_cast<float>(dy.item());
     for (float& x : v) x *= s;
-    g.set(0, Tensor::from_vector(v, shape));
+    g.set(0, Tensor::from_vector(v, shape).to(device));
   });
 }
 

@@ -4,12 +4,16 @@
 #include <algorithm>
 #include <cmath>
 
+#include "../core/dispatch.h"
 #include "bit_gates.h"
+#include "kernels/cpq.h"
 
 namespace lowbit {
 
 namespace {
 constexpr float kMinPositive = 1e-8f;
+LOWBIT_DISPATCH_STUB(CpqForwardKernel, cpq_forward_stub, cpu::cpq_forward, LOWBIT_CUDA_KERNEL(cuda::cpq_forward));
+LOWBIT_DISPATCH_STUB(CpqBackwardKernel, cpq_backward_stub, cpu::cpq_backward, LOWBIT_CUDA_KERNEL(cuda::cpq_backward));
 }  // namespace
 
 PositiveMap positive_map_of(const QuantSpec& spec) {
@@ -36,7 +40,7 @@ Tensor positive_raw_gradient(const Tensor& raw, const std::vector<double>& d, Po
   for (size_t i = 0; i < r.size(); ++i)
     g[i] = static_cast<float>(d[i] *
                               (map == PositiveMap::exp ? std::exp(static_cast<double>(r[i])) : sigmoid_scalar(r[i])));
-  return Tensor::from_vector(g, raw.shape());
+  return Tensor::from_vector(g, raw.shape()).to(raw.device());
 }
 
 CpqArgs MulticlassSte::args() const {
@@ -50,8 +54,7 @@ CpqArgs MulticlassSte::args() const {
   if (has_gates_) a.mask.weight = weight_.data();
   if (!setup_.drop_bit.empty()) {
     a.mask.drop_bit = setup_.drop_bit.data();
-    a.mask.elem_mask = setup_.elem_mask.defined() ? setup_.elem_mask.data<uint8_t>() : nullptr;
-    a.mask.tensor_mask = setup_.tensor_mask;
+    a.mask.tensor_mask = setup_.tensor_mask;  // the element mask goes to the kernels as a tensor
   }
   return a;
 }
@@ -59,7 +62,7 @@ CpqArgs MulticlassSte::args() const {
 Tensor MulticlassSte::forward(const std::vector<Tensor>& inputs) {
   LOWBIT_CHECK(inputs.size() == 3 || inputs.size() == 4, "multiclass_ste",
                "expects {x, alpha_raw, sigma_raw[, gates]}");
-  x_ = inputs[0].to(Device::cpu());
+  x_ = inputs[0].detach();
   LOWBIT_CHECK(x_.dtype() == DType::f32, "multiclass_ste", "expects f32 input, got ", dtype_name(x_.dtype()));
   raw_a_ = inputs[1];
   raw_s_ = inputs[2];
@@ -74,6 +77,7 @@ Tensor MulticlassSte::forward(const std::vector<Tensor>& inputs) {
   has_gates_ = inputs.size() == 4;
   if (has_gates_) {
     const std::vector<float> g = inputs[3].detach().to_vector<float>();
+    gate_device_ = inputs[3].device();
     gate_count_ = static_cast<int64_t>(g.size());
     LOWBIT_CHECK(static_cast<int64_t>(setup_.levels.size()) == setup_.range.levels(), "multiclass_ste",
                  "gates need the level of every code");
@@ -86,36 +90,36 @@ Tensor MulticlassSte::forward(const std::vector<Tensor>& inputs) {
   }
   LOWBIT_CHECK(!setup_.elem_mask.defined() || setup_.elem_mask.numel() == x_.numel(), "multiclass_ste",
                "element mask size differs from x");
-  Tensor y = Tensor::empty(x_.shape());
-  cpq_forward(x_.data<float>(), x_.numel(), args(), y.data<float>());
+  if (setup_.elem_mask.defined()) setup_.elem_mask = setup_.elem_mask.to(x_.device());
+  Tensor y = Tensor::empty(x_.shape(), DType::f32, x_.device());
+  cpq_forward_stub[x_.device()](x_, args(), setup_.elem_mask, y);
   return y;
 }
 
 std::vector<Tensor> MulticlassSte::backward(const Tensor& dy) {
   const bool want_x = needs_input_grad(0), want_a = needs_input_grad(1), want_s = needs_input_grad(2);
   const bool want_g = has_gates_ && needs_input_grad(3);
-  Tensor g = dy.to(Device::cpu());
+  const Tensor g = dy.to(x_.device());
   std::vector<double> da(alpha_.size()), ds(sigma_.size()), dw(want_g ? static_cast<size_t>(gate_count_) : 0);
   std::vector<int32_t> group;  // code -> its gate (level - 2); level 1 has none
   if (want_g)
     for (int l : setup_.levels) group.push_back(l - 2);
-  Tensor dx = want_x ? Tensor::empty(x_.shape()) : Tensor();
+  Tensor dx = want_x ? Tensor::empty(x_.shape(), DType::f32, x_.device()) : Tensor();
   CpqGradOut out;
-  out.dx = want_x ? dx.data<float>() : nullptr;
   out.dalpha = want_a ? da.data() : nullptr;
   out.dsigma = want_s ? ds.data() : nullptr;
   out.dweight = want_g ? dw.data() : nullptr;
   out.group = want_g ? group.data() : nullptr;
   out.groups = static_cast<int>(gate_count_);
   out.alpha_direct = setup_.alpha_direct;
-  cpq_backward(x_.data<float>(), g.data<float>(), x_.numel(), args(), out);
+  cpq_backward_stub[x_.device()](x_, g, args(), setup_.elem_mask, out, dx);
   std::vector<Tensor> grads(has_gates_ ? 4 : 3);
   grads[0] = dx;
   if (want_a) grads[1] = positive_raw_gradient(raw_a_, da, setup_.map);
   if (want_s) grads[2] = positive_raw_gradient(raw_s_, ds, setup_.map);
   if (want_g) {
     std::vector<float> dg(dw.begin(), dw.end());
-    grads[3] = Tensor::from_vector(dg, {gate_count_});
+    grads[3] = Tensor::from_vector(dg, {gate_count_}).to(gate_device_);
   }
   return grads;
 }
@@ -247,8 +251,7 @@ Tensor CpqQuantizer::quantize(const Tensor& x) {
     const DropBitsSampler& d = sampler();
     s.drop_bit = d.drop_bit();
     if (spec().dropbits.granularity == DropBitsSpec::Granularity::per_element) {
-      s.elem_mask = Tensor::empty(x.shape(), DType::u8);
-      d.sample_elements(*generator(), x.numel(), s.elem_mask.data<uint8_t>());
+      s.elem_mask = d.sample_elements(*generator(), x.shape(), x.device());
     } else {
       s.tensor_mask = d.sample_tensor(*generator());
     }
@@ -278,8 +281,9 @@ void init_alpha_sigma(Quantizer& q, const Tensor& x, GridRange r) {
     ra.push_back(static_cast<float>(positive_inverse(v, map)));
     rs.push_back(static_cast<float>(positive_inverse(std::max(v * ratio, 1e-8), map)));
   }
-  q.parameter("alpha_raw").copy_(Tensor::from_vector(ra, q.parameter("alpha_raw").shape()));
-  q.parameter("sigma_raw").copy_(Tensor::from_vector(rs, q.parameter("sigma_raw").shape()));
+  Tensor pa = q.parameter("alpha_raw"), ps = q.parameter("sigma_raw");
+  pa.copy_(Tensor::from_vector(ra, pa.shape()).to(pa.device()));
+  ps.copy_(Tensor::from_vector(rs, ps.shape()).to(ps.device()));
 }
 
 }  // namespace lowbit

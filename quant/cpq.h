@@ -61,6 +61,7 @@ class MulticlassSte : public CustomFunction {
   std::vector<float> alpha_, sigma_, weight_;
   bool has_gates_ = false;
   int64_t gate_count_ = 0;
+  Device gate_device_ = Device::cpu();
 };
 
 // Parameters "alpha_raw", "sigma_raw" ([] or [C]) and, with learn_bits, "gate_log_alpha"

@@ -4,12 +4,15 @@
 #include <algorithm>
 #include <cmath>
 
+#include "../core/dispatch.h"
 #include "../core/error.h"
-#include "../core/parallel.h"
+#include "kernels/cpq.h"
 
 namespace lowbit {
 
 namespace {
+LOWBIT_DISPATCH_STUB(DropBitsMaskKernel, dropbits_stub, cpu::dropbits_masks, LOWBIT_CUDA_KERNEL(cuda::dropbits_masks));
+
 // The l-bit code range of the same kind; the symmetric 1-bit grid is {0}.
 GridRange level_range(int l, bool is_signed, GridKind kind) {
   if (is_signed && kind == GridKind::symmetric && l == 1) return {0, 0};
@@ -59,29 +62,26 @@ DropBitsSampler::DropBitsSampler(const DropBitsSpec& spec, int bits, bool is_sig
 }
 
 // Level l uses the 16-bit half (b - l) % 2 of word (b - l) / 2 of the element's block.
+// (dropbits_mask in quant/kernels/cpq.h, shared with the CUDA kernel.)
 uint8_t DropBitsSampler::mask_from_block(const PhiloxBlock& b) const {
-  uint8_t m = 0;
-  for (int l = bits_; l >= 2; --l) {
-    const int i = bits_ - l;
-    const uint32_t u = (b[static_cast<size_t>(i / 2)] >> (16 * (i % 2))) & 0xffffu;
-    if (u < threshold_[l - 1]) m = static_cast<uint8_t>(m | (1u << (l - 1)));
-  }
-  return m;
+  return dropbits_mask(b[0], b[1], b[2], b[3], bits_, threshold_);
 }
 
 uint8_t DropBitsSampler::sample_tensor(Generator& gen) const { return mask_from_block(gen.block(gen.reserve(1))); }
 
 void DropBitsSampler::sample_elements(Generator& gen, int64_t numel, uint8_t* out) const {
-  const uint64_t base = gen.reserve(static_cast<uint64_t>(numel));
-  parallel_for(numel, 1 << 12, [&](int64_t b, int64_t e) {
-    uint32_t r[4 * 64];
-    for (int64_t i = b; i < e; i += 64) {
-      const int64_t m = std::min<int64_t>(64, e - i);
-      gen.fill(base + static_cast<uint64_t>(i), m, r);
-      for (int64_t j = 0; j < m; ++j)
-        out[i + j] = mask_from_block({r[4 * j], r[4 * j + 1], r[4 * j + 2], r[4 * j + 3]});
-    }
-  });
+  Tensor t = sample_elements(gen, Shape{numel}, Device::cpu());
+  std::copy(t.data<uint8_t>(), t.data<uint8_t>() + numel, out);
+}
+
+Tensor DropBitsSampler::sample_elements(Generator& gen, const Shape& shape, Device device) const {
+  Tensor out = Tensor::empty(shape, DType::u8, device);
+  const uint64_t base = gen.reserve(static_cast<uint64_t>(out.numel()));
+  DropBitsDraw d;
+  d.bits = bits_;
+  std::copy(threshold_, threshold_ + 8, d.threshold);
+  dropbits_stub[device](gen, base, d, out);
+  return out;
 }
 
 std::vector<int64_t> DropBitsSampler::survivors(uint8_t mask) const {

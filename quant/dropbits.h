@@ -38,6 +38,8 @@ class DropBitsSampler {
   // One mask byte per element; element i uses Philox block (base + i) of gen, so the masks do
   // not depend on the thread count. Consumes numel counter values.
   void sample_elements(Generator& gen, int64_t numel, uint8_t* out) const;
+  // The same draw as a u8 tensor of `shape` on `device` (sampled there, the same bits).
+  Tensor sample_elements(Generator& gen, const Shape& shape, Device device) const;
   // The codes (absolute) that survive `mask`.
   std::vector<int64_t> survivors(uint8_t mask) const;
 

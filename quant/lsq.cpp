@@ -4,11 +4,13 @@
 #include <algorithm>
 #include <cmath>
 
-#include "../core/parallel.h"
+#include "../core/dispatch.h"
+#include "kernels/uniform.h"
 
 namespace lowbit {
 
 namespace {
+LOWBIT_DISPATCH_STUB(LsqBackwardKernel, lsq_backward_stub, cpu::lsq_backward, LOWBIT_CUDA_KERNEL(cuda::lsq_backward));
 constexpr float kMinStep = 1e-8f;
 double positive_qmax(GridRange r) { return static_cast<double>(std::max<int64_t>(r.qmax, 1)); }
 }  // namespace
@@ -31,41 +33,17 @@ Tensor LsqSte::forward(const std::vector<Tensor>& inputs) {
 
 std::vector<Tensor> LsqSte::backward(const Tensor& dy) {
   const bool want_x = needs_input_grad(0), want_a = needs_input_grad(1);
-  const float* px = x_.data<float>();
-  const float* pg = dy.data<float>();
-  const float* a = alpha_.data<float>();
-  const int64_t n = x_.numel(), channels = alpha_.numel(), inner = channels == 1 ? n : n / channels;
-  const float lo = static_cast<float>(range_.qmin), hi = static_cast<float>(range_.qmax);
-  Tensor dx = want_x ? Tensor::empty(x_.shape()) : Tensor();
-  float* pd = want_x ? dx.data<float>() : nullptr;
-  // Per channel, per chunk partial sums, added in chunk order: reproducible for a thread count.
-  const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(64, n / (1 << 14)));
-  std::vector<double> partial(static_cast<size_t>(chunks * channels), 0.0);
-  parallel_for(chunks, 1, [&](int64_t cb, int64_t ce) {
-    for (int64_t k = cb; k < ce; ++k) {
-      const int64_t begin = n * k / chunks, end = n * (k + 1) / chunks;
-      for (int64_t i = begin; i < end; ++i) {
-        const int64_t c = channels == 1 ? 0 : i / inner;
-        const float v = px[i] / a[c];
-        const bool inside = v >= lo && v <= hi;
-        if (pd) pd[i] = inside ? pg[i] : 0.0f;
-        if (want_a) {
-          const float d = inside ? std::nearbyint(v) - v : (v < lo ? lo : hi);
-          partial[static_cast<size_t>(k * channels + c)] += static_cast<double>(pg[i]) * d;
-        }
-      }
-    }
-  });
+  const int64_t channels = alpha_.numel();
+  Tensor dx = want_x ? Tensor::empty(x_.shape(), DType::f32, x_.device()) : Tensor();
+  std::vector<double> sums;  // per channel sum of dy * dx_hat/dalpha, in a fixed order
+  lsq_backward_stub[x_.device()](x_.detach(), alpha_, range_, dy, dx, want_a ? &sums : nullptr);
   Tensor draw;
   if (want_a) {
-    draw = Tensor::empty(raw_.shape());
-    const float* r = raw_.data<float>();
-    float* pr = draw.data<float>();
-    for (int64_t c = 0; c < channels; ++c) {
-      double s = 0;
-      for (int64_t k = 0; k < chunks; ++k) s += partial[static_cast<size_t>(k * channels + c)];
-      pr[c] = static_cast<float>(s * grad_scale_ * sigmoid_scalar(r[c]));
-    }
+    const std::vector<float> r = raw_.detach().to_vector<float>();  // a copy from the device where needed
+    std::vector<float> pr(static_cast<size_t>(channels));
+    for (int64_t c = 0; c < channels; ++c)
+      pr[c] = static_cast<float>(sums[static_cast<size_t>(c)] * grad_scale_ * sigmoid_scalar(r[c]));
+    draw = Tensor::from_vector(pr, raw_.shape()).to(raw_.device());
   }
   return {dx, draw};
 }
@@ -89,7 +67,7 @@ void LsqQuantizer::init_from(const Tensor& x) {
   std::vector<float> m = abs_mean(x, spec().channels());
   std::vector<float> r;
   for (float v : m) r.push_back(static_cast<float>(softplus_inverse(std::max(2.0 * v / std::sqrt(qp), 1e-6))));
-  raw.copy_(Tensor::from_vector(r, raw.shape()));
+  raw.copy_(Tensor::from_vector(r, raw.shape()).to(raw.device()));
 }
 
 Tensor LsqQuantizer::quantize(const Tensor& x) {

@@ -6,7 +6,8 @@
 #include <limits>
 
 #include "../core/autograd.h"
-#include "../core/parallel.h"
+#include "../core/dispatch.h"
+#include "kernels/uniform.h"
 
 namespace lowbit {
 
@@ -67,11 +68,15 @@ std::string QuantSpec::option_string(const std::string& key, const std::string& 
 Tensor IntTensor::dequantize() const {
   LOWBIT_CHECK(codes.defined() && codes.dtype() == DType::i32, "IntTensor::dequantize", "codes must be i32");
   Tensor out = Tensor::empty(codes.shape());
-  const int32_t* c = codes.data<int32_t>();
+  // An export lives on the host (export_int() computes it there); copies make one built on a
+  // device safe to read too.
+  const Tensor hc = codes.to(Device::cpu());
+  const int32_t* c = hc.data<int32_t>();
   float* y = out.data<float>();
   const int64_t n = codes.numel();
   if (codebook.defined()) {
-    const float* book = codebook.data<float>();
+    const Tensor hb = codebook.to(Device::cpu());
+    const float* book = hb.data<float>();
     const int64_t size = codebook.numel();
     for (int64_t i = 0; i < n; ++i) {
       LOWBIT_CHECK(c[i] >= 0 && c[i] < size, "IntTensor::dequantize", "code ", c[i], " outside the codebook of ", size,
@@ -81,7 +86,8 @@ Tensor IntTensor::dequantize() const {
     return out;
   }
   LOWBIT_CHECK(scale.defined(), "IntTensor::dequantize", "neither scale nor codebook is set");
-  const float* s = scale.data<float>();
+  const Tensor hs = scale.to(Device::cpu());
+  const float* s = hs.data<float>();
   const int64_t channels = scale.numel();
   LOWBIT_CHECK(channels == 1 || (codes.dim() > 0 && codes.size(0) == channels), "IntTensor::dequantize", "scale of ",
                channels, " values does not match codes of shape ", shape_str(codes.shape()));
@@ -93,41 +99,25 @@ Tensor IntTensor::dequantize() const {
 // ---- grid helpers ----
 
 namespace {
-template <class F>
-void for_each_channel(const Tensor& x, const Tensor& alpha, const char* where, F&& f) {
-  LOWBIT_CHECK(x.dtype() == DType::f32, where, "expects f32 input, got ", dtype_name(x.dtype()));
-  LOWBIT_CHECK(alpha.defined() && alpha.dtype() == DType::f32, where, "alpha must be an f32 tensor");
-  const int64_t channels = alpha.numel();
-  LOWBIT_CHECK(channels == 1 || (x.dim() > 0 && x.size(0) == channels), where, "alpha of ", channels,
-               " values does not match x of shape ", shape_str(x.shape()), " (per channel is along dim 0)");
-  const int64_t n = x.numel();
-  const int64_t inner = channels == 1 ? n : n / channels;
-  const float* a = alpha.data<float>();
-  parallel_for(n, 1 << 15, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) f(i, a[channels == 1 ? 0 : i / inner]);
-  });
-}
+LOWBIT_DISPATCH_STUB(GridQuantizeKernel, grid_quantize_stub, cpu::grid_quantize,
+                     LOWBIT_CUDA_KERNEL(cuda::grid_quantize));
+LOWBIT_DISPATCH_STUB(GridCodesKernel, grid_codes_stub, cpu::grid_codes, LOWBIT_CUDA_KERNEL(cuda::grid_codes));
+LOWBIT_DISPATCH_STUB(AbsMaxKernel, abs_max_stub, cpu::abs_max, LOWBIT_CUDA_KERNEL(cuda::abs_max));
 }  // namespace
 
 Tensor grid_quantize(const Tensor& x, const Tensor& alpha, GridRange range) {
-  Tensor xc = x.to(Device::cpu());
-  Tensor out = Tensor::empty(x.shape());
-  const float* px = xc.data<float>();
-  float* py = out.data<float>();
-  const float lo = static_cast<float>(range.qmin), hi = static_cast<float>(range.qmax);
-  for_each_channel(xc, alpha.to(Device::cpu()), "grid_quantize",
-                   [&](int64_t i, float a) { py[i] = grid_value(px[i], a, lo, hi); });
+  LOWBIT_CHECK(x.dtype() == DType::f32, "grid_quantize", "expects f32 input, got ", dtype_name(x.dtype()));
+  const Tensor xd = x.detach();
+  Tensor out = Tensor::empty(x.shape(), DType::f32, x.device());
+  grid_quantize_stub[x.device()](xd, alpha, range, out);
   return out;
 }
 
 Tensor grid_codes(const Tensor& x, const Tensor& alpha, GridRange range) {
-  Tensor xc = x.to(Device::cpu());
-  Tensor out = Tensor::empty(x.shape(), DType::i32);
-  const float* px = xc.data<float>();
-  int32_t* pc = out.data<int32_t>();
-  const float lo = static_cast<float>(range.qmin), hi = static_cast<float>(range.qmax);
-  for_each_channel(xc, alpha.to(Device::cpu()), "grid_codes",
-                   [&](int64_t i, float a) { pc[i] = static_cast<int32_t>(grid_code(px[i], a, lo, hi)); });
+  LOWBIT_CHECK(x.dtype() == DType::f32, "grid_codes", "expects f32 input, got ", dtype_name(x.dtype()));
+  const Tensor xd = x.detach();
+  Tensor out = Tensor::empty(x.shape(), DType::i32, x.device());
+  grid_codes_stub[x.device()](xd, alpha, range, out);
   return out;
 }
 
@@ -145,8 +135,12 @@ void for_each_abs(const Tensor& x, int64_t channels, const char* where, F&& f) {
 }  // namespace
 
 std::vector<float> abs_max(const Tensor& x, int64_t channels) {
-  std::vector<float> m(static_cast<size_t>(channels), 0.0f);
-  for_each_abs(x, channels, "abs_max", [&](int64_t c, float a) { m[c] = std::max(m[c], a); });
+  LOWBIT_CHECK(channels >= 1 && (channels == 1 || (x.dim() > 0 && x.size(0) == channels)), "abs_max", channels,
+               " channels do not match a tensor of shape ", shape_str(x.shape()));
+  LOWBIT_CHECK(x.dtype() == DType::f32, "abs_max", "expects f32 input, got ", dtype_name(x.dtype()));
+  // On x's device: weight quantizers (ste_uniform) take it at every forward.
+  std::vector<float> m;
+  abs_max_stub[x.device()](x.detach(), channels, m);
   return m;
 }
 
@@ -288,7 +282,7 @@ IntTensor Quantizer::export_int(const Tensor& x) const {
   NoGradGuard guard;
   IntTensor out;
   out.scale = step().detach().to(Device::cpu()).clone();
-  out.codes = grid_codes(x.detach(), out.scale, range());
+  out.codes = grid_codes(x.detach().to(Device::cpu()), out.scale, range());  // an export lives on the host
   out.bits = bits();
   out.is_signed = range().qmin < 0;
   return out;

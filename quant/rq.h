@@ -9,6 +9,7 @@
 #include "../core/autograd.h"
 #include "../core/rng.h"
 #include "cpq.h"
+#include "kernels/cpq.h"
 #include "quantizer.h"
 
 namespace lowbit {
@@ -20,7 +21,8 @@ namespace lowbit {
 // Backward (both; the ST variant pretends the soft sample's gradient):
 //   dL/da_k = dy z_k (alpha c_k - x_soft) / lambda,  dL/dtheta = sum_k dL/da_k d log r_k/dtheta
 //   (the log R term cancels: sum_k dL/da_k = 0), plus dL/dalpha += dy sum_k z_k c_k.
-// The Gumbel draws are regenerated in backward from the saved counter range.
+// The Gumbel draws are regenerated in backward from the saved counter range. The per-element
+// passes are the kernels of quant/kernels/cpq.h (rq_forward / rq_backward) on x's device.
 class RqConcrete : public CustomFunction {
  public:
   struct Setup {
@@ -42,8 +44,7 @@ class RqConcrete : public CustomFunction {
   static uint64_t counters(int64_t n, GridRange r) { return static_cast<uint64_t>(n) * ((r.levels() + 3) / 4); }
 
  private:
-  // One pass: y (forward) or the gradients (backward: dy given).
-  void run(const float* dy, float* y, float* dx, std::vector<double>* da, std::vector<double>* ds) const;
+  RqArgs args() const;
   Setup s_;
   Tensor x_, raw_a_, raw_s_;
   std::vector<float> alpha_, sigma_;

@@ -3,11 +3,14 @@
 
 #include <algorithm>
 
-#include "../core/parallel.h"
+#include "../core/dispatch.h"
+#include "kernels/uniform.h"
 
 namespace lowbit {
 
 namespace {
+LOWBIT_DISPATCH_STUB(SteBackwardKernel, ste_backward_stub, cpu::ste_backward, LOWBIT_CUDA_KERNEL(cuda::ste_backward));
+
 // A step of 0 (an all-zero tensor) would divide by 0; any positive step quantizes zeros exactly.
 constexpr float kMinStep = 1e-8f;
 
@@ -27,19 +30,8 @@ Tensor SteUniformSte::forward(const std::vector<Tensor>& inputs) {
 
 std::vector<Tensor> SteUniformSte::backward(const Tensor& dy) {
   if (!needs_input_grad(0)) return {Tensor()};
-  Tensor dx = Tensor::empty(x_.shape());
-  const float* px = x_.data<float>();
-  const float* pg = dy.data<float>();
-  float* pd = dx.data<float>();
-  const float* a = alpha_.data<float>();
-  const int64_t n = x_.numel(), channels = alpha_.numel(), inner = channels == 1 ? n : n / channels;
-  const float lo = static_cast<float>(range_.qmin), hi = static_cast<float>(range_.qmax);
-  parallel_for(n, 1 << 15, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      const float v = px[i] / a[channels == 1 ? 0 : i / inner];
-      pd[i] = v >= lo && v <= hi ? pg[i] : 0.0f;
-    }
-  });
+  Tensor dx = Tensor::empty(x_.shape(), DType::f32, x_.device());
+  ste_backward_stub[x_.device()](x_.detach(), alpha_, range_, dy, dx);
   return {dx};
 }
 
@@ -57,11 +49,11 @@ QuantizerCapabilities SteUniformQuantizer::capabilities() {
 void SteUniformQuantizer::init_from(const Tensor& x) {
   Tensor a = buffer("alpha");
   if (role() == QuantRole::weight) {
-    a.copy_(steps_from(abs_max(x, spec().channels()), range(), a.shape()));
+    a.copy_(steps_from(abs_max(x, spec().channels()), range(), a.shape()).to(a.device()));
     return;
   }
   const float extent = spec().act_init == "max" ? abs_max(x)[0] : abs_percentile(x, spec().act_percentile);
-  a.copy_(steps_from({extent}, range(), a.shape()));
+  a.copy_(steps_from({extent}, range(), a.shape()).to(a.device()));
 }
 
 Tensor SteUniformQuantizer::alpha_for(const Tensor& x) const {
@@ -71,14 +63,18 @@ Tensor SteUniformQuantizer::alpha_for(const Tensor& x) const {
 
 Tensor SteUniformQuantizer::quantize(const Tensor& x) {
   Tensor alpha = alpha_for(x);
-  if (role() == QuantRole::weight) buffer("alpha").copy_(alpha);  // the report shows the step in use
+  if (role() == QuantRole::weight) {  // the report shows the step in use
+    Tensor buf = buffer("alpha");
+    buf.copy_(alpha.to(buf.device()));
+  }
   return CustomFunction::apply<SteUniformSte>({x}, alpha, range());
 }
 
 IntTensor SteUniformQuantizer::export_int(const Tensor& x) const {
   IntTensor out;
-  out.scale = alpha_for(x.detach()).clone();
-  out.codes = grid_codes(x.detach(), out.scale, range());
+  const Tensor xc = x.detach().to(Device::cpu());  // an export lives on the host
+  out.scale = alpha_for(xc).to(Device::cpu()).clone();
+  out.codes = grid_codes(xc, out.scale, range());
   out.bits = bits();
   out.is_signed = range().qmin < 0;
   return out;

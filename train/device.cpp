@@ -1,10 +1,9 @@
-// parse_device / resolve_device / check_quant_device / synchronize_device.
+// parse_device / resolve_device / synchronize_device / apply_device_settings.
 #include "device.h"
 
 #include <algorithm>
 
 #include "../core/error.h"
-#include "../quant/quant_config.h"
 #ifdef LOWBIT_WITH_CUDA
 #include "../core/cuda/runtime.h"
 #endif
@@ -34,13 +33,6 @@ Device resolve_device(const std::string& spec, const std::string& where) {
   throw Error(detail::cat(spec, " requested but lowbit was built without CUDA"), where,
               "rebuild with -DLOWBIT_CUDA=ON where nvcc is installed, or use cpu");
 #endif
-}
-
-void check_quant_device(const QuantSettings& settings, Device device) {
-  if (!settings.enabled || device.is_cpu()) return;
-  throw Error(detail::cat("method '", settings.defaults.method.value_or("?"), "' on ", device.str(),
-                          ": quantizers run on the CPU only for now (their CUDA kernels are not written yet)"),
-              "quant.method", "set train.device: cpu, or train the float model on the GPU");
 }
 
 void synchronize_device(Device device) {

@@ -7,8 +7,6 @@
 
 namespace lowbit {
 
-struct QuantSettings;
-
 // "cpu", "cuda" (= cuda:0) or "cuda:N"; anything else is an Error naming `where`.
 Device parse_device(const std::string& spec, const std::string& where = "train.device");
 
@@ -16,10 +14,6 @@ Device parse_device(const std::string& spec, const std::string& where = "train.d
 // with LOWBIT_CUDA and a GPU of that index. The errors name `where` and what is missing, e.g.
 // "train.device: cuda requested but no CUDA device is available (0 devices)".
 Device resolve_device(const std::string& spec, const std::string& where = "train.device");
-
-// Quantizers have CPU kernels only for now: a quantized model (settings.enabled) on a CUDA
-// device is an Error naming quant.method, raised before anything is built.
-void check_quant_device(const QuantSettings& settings, Device device);
 
 // Waits for the work queued on `device` (a no-op on the CPU), e.g. before reading a clock.
 void synchronize_device(Device device);

@@ -109,15 +109,6 @@ TEST_CASE("device: a CUDA device that is not there is a clear error", "[train][d
   REQUIRE_THAT(test::error_of([&] { DataLoader l(ds, lo); }), Catch::Contains("cuda"));
 }
 
-TEST_CASE("device: quantizers on CUDA are refused naming quant.method", "[train][device]") {
-  const QuantSettings q = parse_quant_config("{method: lsq, weight_bits: 4, act_bits: 4}");
-  REQUIRE_NOTHROW(check_quant_device(q, Device::cpu()));
-  REQUIRE_NOTHROW(check_quant_device(parse_quant_config(""), Device::cuda(0)));
-  const std::string msg = test::error_of([&] { check_quant_device(q, Device::cuda(0)); });
-  REQUIRE_THAT(msg, Catch::StartsWith("quant.method: method 'lsq' on cuda:0") &&
-                        Catch::Contains("quantizers run on the CPU only for now"));
-}
-
 TEST_CASE("device: config keys train.device, deterministic, allow_tf32", "[train][device][config]") {
   ExperimentConfig c = small_config();
   REQUIRE(c.train.device == "cpu");
