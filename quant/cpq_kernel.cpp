@@ -82,6 +82,8 @@ void cpq_backward(const float* x, const float* dy, int64_t numel, const CpqArgs&
         }
         int k0 = 0, k1 = n - 1, half = n;
         nearest_codes(L.u, L.mk, cnt, a.range, a.mask, L.code);
+        // lane_sums_local walks each element's window around its nearest surviving code
+        for (int e = 0; e < cnt; ++e) L.kci[e] = static_cast<int32_t>(L.code[e]);
         lane_setup(L, cnt, ch, n, k0, k1, half);
         // per-element windows when they are much narrower than the block's union (5+ bits);
         // the per-code weight gradients (learned bits) walk the union window

@@ -108,7 +108,7 @@ struct Lanes {
   float tp[kLanes], vp[kLanes], R[kLanes], N[kLanes], A0[kLanes], B0[kLanes], A1[kLanes], B1[kLanes];
   uint8_t mk[kLanes];
   int32_t mki[kLanes];  // mk widened, so the loops over lanes vectorise with one element width
-  int32_t kci[kLanes];  // the element's bin clamped to the grid (the centre of its own window)
+  int32_t kci[kLanes];  // the element's nearest surviving code (0-based): the centre of its own window
   // Per code group (learned-bit gates): sum of raw masses r_k and of k r_k over surviving codes.
   float Sg[kMaxGroups][kLanes], Kg[kMaxGroups][kLanes];
   float code[kLanes];
@@ -152,9 +152,13 @@ inline void lane_setup(Lanes& L, int cnt, const Chan& ch, int n, int& k0, int& k
 }
 
 // One pass over the boundaries j = k0..k1+1 accumulating, per element, the (scaled) masses
-// R = sum v_k r_k, N = sum k v_k r_k and the boundary sums A0 = sum P_j cA_j, B0 = sum P_j cB_j,
-// A1 = sum P_j cA_j d_j, B1 = sum P_j cB_j d_j, where d_j = t_j * s, cA_j = v_{j-1}(j-1) - v_j j,
-// cB_j = v_{j-1} - v_j, so that sum_j kappa_j P_j = A0 - mu B0. Bins outside the window have v 0.
+// R = sum v_k r_k, N = sum k' v_k r_k and the boundary sums A0 = sum P_j cA_j, B0 = sum P_j cB_j,
+// A1 = sum P_j cA_j d_j, B1 = sum P_j cB_j d_j, where d_j = t_j * s, cA_j = v_{j-1}(j-1)' - v_j j',
+// cB_j = v_{j-1} - v_j, so that sum_j kappa_j P_j = A0 - mu' B0 (mu' = N / R). Bins outside the
+// window have v 0. Codes are taken relative to the element's nearest surviving code (k' = k -
+// L.code): far outside the grid mu sits within a hair of the end code, and A0 - mu B0 in
+// absolute codes (each of size n P) lost the difference to float rounding (dm/dsigma off by
+// tens of percent 40 bins past an 8-bit grid).
 inline void lane_sums(Lanes& L, int cnt, const Chan& ch, const CodeMask& m, int k0, int k1, const int32_t* gtab,
                       int groups) {
   for (int e = 0; e < cnt; ++e) L.tp[e] = L.vp[e] = L.R[e] = L.N[e] = L.A0[e] = L.B0[e] = L.A1[e] = L.B1[e] = 0.0f;
@@ -174,6 +178,7 @@ inline void lane_sums(Lanes& L, int cnt, const Chan& ch, const CodeMask& m, int 
   float* __restrict B0 = L.B0;
   float* __restrict A1 = L.A1;
   float* __restrict B1 = L.B1;
+  const float* __restrict kc = L.code;
   const float inv_s = ch.inv_s;
   for (int j = k0; j <= k1 + 1; ++j) {
     const bool has_bin = j <= k1;  // bin j (right of boundary j) lies in the window
@@ -198,14 +203,15 @@ inline void lane_sums(Lanes& L, int cnt, const Chan& ch, const CodeMask& m, int 
       // bin k = j-1: below x, above x, or holding x (only meaningful unscaled, then v > 0)
       const float raw = (fk < kx[e] ? T - tp[e] : (fk > kx[e] ? tp[e] - T : 1.0f - tp[e] - T)) * keep_first;
       const float r = raw * vk;
+      const float fkc = fk - kc[e], fjc = fj - kc[e];  // codes relative to the nearest one
       R[e] += r;
-      N[e] += fk * r;
+      N[e] += fkc * r;
       if (sg) {
         const float rs = vk > 0.0f ? raw : 0.0f;
         sg[e] += rs;
-        kg[e] += fk * rs;
+        kg[e] += fkc * rs;
       }
-      const float cA = vk * fk - vj * fj, cB = vk - vj;
+      const float cA = vk * fkc - vj * fjc, cB = vk - vj;
       A0[e] += P * cA;
       B0[e] += P * cB;
       A1[e] += P * cA * d;
@@ -271,6 +277,7 @@ inline void lane_sums_plain(Lanes& L, int cnt, const Chan& ch, int k0, int k1) {
   const float E = fast_exp(-ch.inv_s), invE = 1.0f / E;
   for (int g = 0; g < cnt; g += kVec) {
     const VecF z = vec_load(L.z + g), om = vec_load(L.om + g), eom = vec_load(L.eom + g), kx = vec_load(L.kx + g);
+    const VecF kc = vec_load(L.code + g);
     VecF tp = zero, R = zero, N = zero, A0 = zero, B0 = zero, A1 = zero, B1 = zero;
     // at j = k0: |t| = (k0 - 1/2 - z)/s as seen from below x (wa) and (z - k0 + 1/2)/s (wb)
     const VecF d0 = (zero + (static_cast<float>(k0) - 0.5f)) - z;
@@ -299,9 +306,11 @@ inline void lane_sums_plain(Lanes& L, int cnt, const Chan& ch, int k0, int k1) {
       const VecF T = w * i1, P = T * i1;
       const VecF fkv = zero + fk;
       const VecF r = (fkv < kx ? T - tp : (fkv > kx ? tp - T : one - tp - T)) * (j == k0 ? 0.0f : vk);
+      const VecF fkc = fkv - kc;
       R += r;
-      N += fk * r;
-      const float cA = vk * fk - vj * fj, cB = vk - vj;
+      N += fkc * r;
+      const VecF cA = vk * fkc - vj * (fkc + 1.0f);
+      const float cB = vk - vj;
       A0 += P * cA;
       B0 += P * cB;
       A1 += (P * cA) * d;
@@ -364,15 +373,16 @@ inline void lane_sums_local(Lanes& L, int cnt, const Chan& ch, int n, const floa
       const float vk = vp[e];
       const float raw = (fk < kx[e] ? T - tp[e] : (fk > kx[e] ? tp[e] - T : 1.0f - tp[e] - T)) * keep_first;
       const float r = raw * vk;
+      const float fkc = static_cast<float>(o - 1), fjc = static_cast<float>(o);  // relative to kc
       R[e] += r;
-      N[e] += fk * r;
+      N[e] += fkc * r;
       if constexpr (kGroups) {  // bin j-1's group, per lane
         const int32_t k = j - 1;
         const float g = static_cast<float>(gtab[std::min(std::max(k, 0), n - 1)]);
         gk[e] = (k >= 0) & (k < n) ? g : -1.0f;
         rs[e] = vk > 0.0f ? raw : 0.0f;
       }
-      const float cA = vk * fk - vj * fj, cB = vk - vj;
+      const float cA = vk * fkc - vj * fjc, cB = vk - vj;
       A0[e] += P * cA;
       B0[e] += P * cB;
       A1[e] += P * cA * d;
@@ -389,7 +399,7 @@ inline void lane_sums_local(Lanes& L, int cnt, const Chan& ch, int n, const floa
         for (int e = 0; e < cnt; ++e) {
           const float r = gk[e] == fg ? rs[e] : 0.0f;
           sg[e] += r;
-          kg[e] += (static_cast<float>(kci[e] + o) - 1.0f) * r;
+          kg[e] += static_cast<float>(o - 1) * r;
         }
       }
   }

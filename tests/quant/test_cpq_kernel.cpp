@@ -13,19 +13,22 @@ using namespace lowbit;
 
 namespace {
 
-double sig(double t) { return 1.0 / (1.0 + std::exp(-t)); }
+long double sig(long double t) { return 1.0L / (1.0L + std::exp(-t)); }
 
-// m(x) = sum_k pi_k gbar_k in double, straight from the definition (accurate while the bin
-// masses stay well above 1e-300, i.e. x not far outside the range). gbar = alpha_g * code.
+// m(x) = sum_k pi_k gbar_k in long double, straight from the definition; each bin mass
+// Sig(b) - Sig(a) is taken as Sig(-a) - Sig(-b) when both are above 0, so it does not cancel
+// to 0 for x far below the bin (accurate while the masses stay above ~1e-4900). gbar = alpha_g * code.
 double ref_mean(double x, double alpha, double sigma, GridRange r, const std::vector<double>& v, double alpha_g) {
-  double R = 0, N = 0;
+  long double R = 0, N = 0;
   for (int k = 0; k < int(r.levels()); ++k) {
-    const double g = alpha * (r.qmin + k);
-    const double rk = (v.empty() ? 1.0 : v[k]) * (sig((g + alpha / 2 - x) / sigma) - sig((g - alpha / 2 - x) / sigma));
+    const long double g = static_cast<long double>(alpha) * (r.qmin + k);
+    const long double a = (g - alpha / 2.0L - x) / sigma, b = (g + alpha / 2.0L - x) / sigma;
+    const long double mass = a > 0 ? sig(-a) - sig(-b) : sig(b) - sig(a);
+    const long double rk = (v.empty() ? 1.0L : v[k]) * mass;
     R += rk;
     N += rk * alpha_g * (r.qmin + k);
   }
-  return N / R;
+  return static_cast<double>(N / R);
 }
 
 struct Grads {
@@ -340,4 +343,126 @@ TEST_CASE("cpq kernels: gradient of the per-code weights matches finite differen
       CHECK(dw[k] == Approx(fd).margin(2e-4));
     }
   }
+}
+
+// At 6+ bits the elements of one block spread over more bins than one window covers, so the
+// backward walks a window around each element's own nearest code (lane_sums_local). Every
+// element of a 4096-element call must get the gradient it gets alone, and that gradient must
+// be the finite difference of the double-precision mean, also tens of bins outside the grid.
+TEST_CASE("cpq backward at 6-8 bits: each element's own window, inside and far outside the grid (check 5)") {
+  std::mt19937 rng(13);
+  for (bool is_signed : {true, false}) {
+    for (int b : {6, 7, 8}) {
+      for (double ratio : {0.15, 1.0 / 3.0, 1.3}) {
+        GridRange r = grid_range(b, is_signed);
+        const int n = int(r.levels());
+        const float alpha = 0.02f, sigma = float(ratio * alpha);
+        const int64_t count = 4096;
+        std::uniform_real_distribution<double> uin(r.qmin - 3.0, r.qmax + 3.0), uout(5, 60);
+        std::vector<float> x(count), dy(count), dx(count);
+        for (int64_t i = 0; i < count; ++i) {
+          double code = uin(rng);
+          if (i % 16 == 0) code = (i % 32 == 0) ? r.qmin - uout(rng) : r.qmax + uout(rng);  // tens of bins outside
+          x[i] = float(code * alpha);
+          dy[i] = float(0.5 + (i % 7) * 0.25);
+        }
+        CpqArgs a;
+        a.range = r;
+        a.alpha = &alpha;
+        a.sigma = &sigma;
+        double da = 0, ds = 0;
+        CpqGradOut out;
+        out.dx = dx.data();
+        out.dalpha = &da;
+        out.dsigma = &ds;
+        out.alpha_direct = false;
+        cpq_backward(x.data(), dy.data(), count, a, out);
+        double ea = 0, es = 0, scale_a = 0, scale_s = 0;
+        for (int64_t i = 0; i < count; ++i) {
+          const Grads one = kernel_grads(x[i], alpha, sigma, r, false);
+          INFO("bits " << b << " signed " << is_signed << " sigma/alpha " << ratio << " x/alpha " << x[i] / alpha);
+          REQUIRE(dx[i] == Approx(dy[i] * one.dx).margin(1e-4 + 2e-6 * n));  // mu ~ n/2: float cancellation
+          ea += dy[i] * one.da;
+          es += dy[i] * one.ds;
+          scale_a += std::fabs(dy[i] * one.da);
+          scale_s += std::fabs(dy[i] * one.ds);
+          if (i % 61 == 0) {  // against the definition
+            const double xd = x[i], ad = alpha, sd = sigma;
+            const double hx = 1e-4 * sd, ha = 1e-6 * ad, hs = 1e-4 * sd;  // long double: small steps are safe
+            const double fx = (ref_mean(xd + hx, ad, sd, r, {}, ad) - ref_mean(xd - hx, ad, sd, r, {}, ad)) / (2 * hx);
+            const double fa = (ref_mean(xd, ad + ha, sd, r, {}, ad) - ref_mean(xd, ad - ha, sd, r, {}, ad)) / (2 * ha);
+            const double fs = (ref_mean(xd, ad, sd + hs, r, {}, ad) - ref_mean(xd, ad, sd - hs, r, {}, ad)) / (2 * hs);
+            REQUIRE(one.dx == Approx(fx).margin(2e-4));
+            REQUIRE(one.da == Approx(fa).margin(1e-4 * n));
+            REQUIRE(one.ds == Approx(fs).margin(1e-4 * n));
+          }
+        }
+        INFO("bits " << b << " signed " << is_signed << " sigma/alpha " << ratio);
+        CHECK(da == Approx(ea).margin(1e-4 * scale_a));
+        CHECK(ds == Approx(es).margin(1e-4 * scale_s));
+      }
+    }
+  }
+}
+
+// The per-element-window path with per-code weights, gate groups and per-element DropBits
+// masks: the block's sums equal those of the elements one at a time.
+TEST_CASE("cpq backward at 6 bits with gates and masks: block sums equal per-element sums") {
+  GridRange r = grid_range(6, true);
+  const int n = int(r.levels());
+  std::vector<float> v(n);
+  std::vector<int32_t> group(n);
+  std::vector<uint8_t> drop(n, 0);
+  for (int k = 0; k < n; ++k) {
+    const int c = r.qmin + k, level = c == 0 ? 1 : 6 - std::min(5, std::countr_zero(unsigned(c < 0 ? -c : c)));
+    group[k] = level - 2;  // level 1 (code 0) has no gate
+    v[k] = level == 1 ? 1.0f : 0.4f + 0.1f * float(level);
+    drop[k] = level >= 5 ? uint8_t(1u << (level - 1)) : 0;
+  }
+  const float alpha = 0.05f, sigma = 0.02f;
+  const int64_t count = 3000;
+  std::mt19937 rng(17);
+  std::uniform_real_distribution<float> ux(float(r.qmin) - 8, float(r.qmax) + 8);
+  std::vector<float> x(count), dy(count), dx(count);
+  std::vector<uint8_t> em(count);
+  for (int64_t i = 0; i < count; ++i) x[i] = ux(rng) * alpha, dy[i] = ux(rng) / n, em[i] = uint8_t(rng() % 4 == 0 ? 16 : 0);
+  CpqArgs a;
+  a.range = r;
+  a.alpha = &alpha;
+  a.sigma = &sigma;
+  a.mask.weight = v.data();
+  a.mask.drop_bit = drop.data();
+  a.mask.elem_mask = em.data();
+  const int groups = 5;
+  std::vector<double> dw(groups), expect_w(groups, 0.0);
+  double da = 0, ds = 0, expect_a = 0, expect_s = 0;
+  CpqGradOut out;
+  out.dx = dx.data();
+  out.dalpha = &da;
+  out.dsigma = &ds;
+  out.dweight = dw.data();
+  out.group = group.data();
+  out.groups = groups;
+  cpq_backward(x.data(), dy.data(), count, a, out);
+  for (int64_t i = 0; i < count; ++i) {
+    CpqArgs one = a;
+    one.mask.elem_mask = &em[i];
+    float gx = 0;
+    double ga = 0, gs = 0;
+    std::vector<double> gw(groups);
+    CpqGradOut o = out;
+    o.dx = &gx;
+    o.dalpha = &ga;
+    o.dsigma = &gs;
+    o.dweight = gw.data();
+    cpq_backward(&x[i], &dy[i], 1, one, o);
+    INFO("x/alpha " << x[i] / alpha << " mask " << int(em[i]));
+    REQUIRE(dx[i] == Approx(gx).margin(1e-4));
+    expect_a += ga;
+    expect_s += gs;
+    for (int g = 0; g < groups; ++g) expect_w[g] += gw[g];
+  }
+  CHECK(da == Approx(expect_a).epsilon(1e-4));
+  CHECK(ds == Approx(expect_s).epsilon(1e-4));
+  for (int g = 0; g < groups; ++g) CHECK(dw[g] == Approx(expect_w[g]).epsilon(1e-4).margin(1e-6));
 }
