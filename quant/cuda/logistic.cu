@@ -212,16 +212,17 @@ __global__ void cpq_backward_kernel(const float* x, const float* dy, Tables t, i
       const float vk = vp;
       const float raw = j == 0 ? 0.0f : (fk < kx ? T - tp : (fk > kx ? tp - T : 1.0f - tp - T));
       const float r = raw * vk;
+      const float fkc = fk - code, fjc = fj - code;  // relative to the nearest code, as the CPU
       R += r;
-      N += fk * r;
+      N += fkc * r;
       if (groups > 0 && j > 0) {
         const int gk = static_cast<int>(t.group[j - 1]);
         if (gk >= 0 && gk < groups && vk > 0.0f) {
           Sg[gk] += raw;
-          Kg[gk] += fk * raw;
+          Kg[gk] += fkc * raw;
         }
       }
-      const float cA = vk * fk - vj * fj, cB = vk - vj;
+      const float cA = vk * fkc - vj * fjc, cB = vk - vj;
       A0 += P * cA;
       B0 += P * cB;
       A1 += P * cA * d;
