@@ -190,8 +190,7 @@ TEST_CASE("quant cuda: cpq forward/backward at 2/3/4/8 bits, both grids", "[cuda
   LOWBIT_QUANT_NEED_GPU();
   // Forward bit for bit; gradients to float rounding (the CPU skips masses past 20 sigmas).
   // The 8-bit cases (and learned bits with max_bits 6 below) also reach the CPU's per-element
-  // window path (lane_sums_local), whose centres L.kci the CPU kernel never sets (docs/cuda.md,
-  // "Quantizers on CUDA"): they fail until that is fixed, by design.
+  // window path (lane_sums_local), against the CUDA kernel's walk over the whole grid.
   Tol t;
   t.grad_rtol = 5e-3;
   t.grad_atol = 1e-3;
