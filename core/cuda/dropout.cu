@@ -2,38 +2,17 @@
 // per four elements, counter base + block index), so the mask equals the CPU's bit for bit.
 #include "../kernels/dropout.h"
 #include "common.cuh"
+#include "philox.cuh"
 
 namespace lowbit::cuda {
 namespace {
-
-// philox4x32 of core/rng.cpp: the same constants, round function and key schedule.
-__device__ __forceinline__ uint4 philox4x32_device(uint64_t key, uint64_t counter_hi, uint64_t counter_lo) {
-  constexpr uint32_t kM0 = 0xD2511F53u, kM1 = 0xCD9E8D57u;
-  constexpr uint32_t kW0 = 0x9E3779B9u, kW1 = 0xBB67AE85u;
-  uint32_t c0 = static_cast<uint32_t>(counter_lo), c1 = static_cast<uint32_t>(counter_lo >> 32);
-  uint32_t c2 = static_cast<uint32_t>(counter_hi), c3 = static_cast<uint32_t>(counter_hi >> 32);
-  uint32_t k0 = static_cast<uint32_t>(key), k1 = static_cast<uint32_t>(key >> 32);
-#pragma unroll
-  for (int r = 0; r < 10; ++r) {
-    const uint32_t hi0 = __umulhi(kM0, c0), lo0 = kM0 * c0;
-    const uint32_t hi1 = __umulhi(kM1, c2), lo1 = kM1 * c2;
-    const uint32_t n0 = hi1 ^ c1 ^ k0, n2 = hi0 ^ c3 ^ k1;
-    c1 = lo1;
-    c3 = lo0;
-    c0 = n0;
-    c2 = n2;
-    k0 += kW0;
-    k1 += kW1;
-  }
-  return make_uint4(c0, c1, c2, c3);
-}
 
 // uint_to_unit of core/rng.h: 24 bits, exact in f32, times an exact power of two.
 __device__ __forceinline__ float unit_device(uint32_t x) { return static_cast<float>(x >> 8) * (1.0f / 16777216.0f); }
 
 // One thread per Philox block: elements 4*blk .. 4*blk+3.
-__global__ void dropout_kernel(const float* x, float* y, uint8_t* mask, uint64_t key, uint64_t stream_id,
-                               uint64_t base, float p, float scale, int64_t n) {
+__global__ void dropout_kernel(const float* x, float* y, uint8_t* mask, uint64_t key, uint64_t stream_id, uint64_t base,
+                               float p, float scale, int64_t n) {
   const int64_t nblocks = (n + 3) / 4;
   for (int64_t blk = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; blk < nblocks;
        blk += int64_t{blockDim.x} * gridDim.x) {
@@ -64,9 +43,9 @@ void dropout(const Tensor& x, Tensor& y, Tensor& mask, const Generator& gen, uin
   if (n == 0) return;
   const int dev = x.device().index;
   DeviceGuard g(dev);
-  dropout_kernel<<<blocks_for((n + 3) / 4), kThreads, 0, stream(dev)>>>(
-      x.data<float>(), y.data<float>(), mask.defined() ? mask.data<uint8_t>() : nullptr, gen.key(), gen.stream(),
-      base, p, scale, n);
+  dropout_kernel<<<blocks_for((n + 3) / 4), kThreads, 0, stream(dev)>>>(x.data<float>(), y.data<float>(),
+                                                                        mask.defined() ? mask.data<uint8_t>() : nullptr,
+                                                                        gen.key(), gen.stream(), base, p, scale, n);
   LOWBIT_CUDA_LAUNCH_CHECK();
 }
 

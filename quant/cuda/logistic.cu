@@ -9,6 +9,7 @@
 #include <cfloat>
 
 #include "../../core/cuda/common.cuh"
+#include "../../core/cuda/philox.cuh"
 #include "../kernels/cpq.h"
 
 namespace lowbit::cuda {
@@ -18,28 +19,6 @@ constexpr int64_t kItem = 4096;  // elements per reduction block (the CPU's item
 constexpr float kTinyMass = 1e-30f;
 constexpr int kMaxGroups = 16;
 constexpr int kMaxRqLevels = 256;
-
-// philox4x32 of core/rng.cpp (as core/cuda/dropout.cu): same constants, rounds and key schedule.
-__device__ __forceinline__ uint4 philox(uint64_t key, uint64_t counter_hi, uint64_t counter_lo) {
-  constexpr uint32_t kM0 = 0xD2511F53u, kM1 = 0xCD9E8D57u;
-  constexpr uint32_t kW0 = 0x9E3779B9u, kW1 = 0xBB67AE85u;
-  uint32_t c0 = static_cast<uint32_t>(counter_lo), c1 = static_cast<uint32_t>(counter_lo >> 32);
-  uint32_t c2 = static_cast<uint32_t>(counter_hi), c3 = static_cast<uint32_t>(counter_hi >> 32);
-  uint32_t k0 = static_cast<uint32_t>(key), k1 = static_cast<uint32_t>(key >> 32);
-#pragma unroll
-  for (int r = 0; r < 10; ++r) {
-    const uint32_t hi0 = __umulhi(kM0, c0), lo0 = kM0 * c0;
-    const uint32_t hi1 = __umulhi(kM1, c2), lo1 = kM1 * c2;
-    const uint32_t n0 = hi1 ^ c1 ^ k0, n2 = hi0 ^ c3 ^ k1;
-    c1 = lo1;
-    c3 = lo0;
-    c0 = n0;
-    c2 = n2;
-    k0 += kW0;
-    k1 += kW1;
-  }
-  return make_uint4(c0, c1, c2, c3);
-}
 
 // fast_exp of quant/cpq_kernel.h (Cephes' expf polynomial, 0 below -87).
 __device__ __forceinline__ float fexp(float x) {
@@ -87,8 +66,8 @@ Uploaded upload(const Tensor& x, const CpqArgs& a, const Tensor& elem_mask, cons
                " entries for ", a.channels, " channels");
   LOWBIT_CHECK(a.sigma_size == 1 || a.sigma_size == a.channels, "cpq kernel", "sigma has ", a.sigma_size,
                " entries for ", a.channels, " channels");
-  LOWBIT_CHECK(a.channels >= 1 && x.numel() % a.channels == 0, "cpq kernel", x.numel(),
-               " elements do not split into ", a.channels, " channels");
+  LOWBIT_CHECK(a.channels >= 1 && x.numel() % a.channels == 0, "cpq kernel", x.numel(), " elements do not split into ",
+               a.channels, " channels");
   LOWBIT_CHECK(!elem_mask.defined() || (elem_mask.device() == x.device() && elem_mask.numel() == x.numel()),
                "cpq kernel", "the element mask must match x (size and device)");
   std::vector<float> v(a.alpha, a.alpha + a.alpha_size);
@@ -252,7 +231,7 @@ __global__ void cpq_backward_kernel(const float* x, const float* dy, Tables t, i
 __global__ void dropbits_kernel(uint64_t key, uint64_t stream_id, uint64_t base, DropBitsDraw d, uint8_t* out,
                                 int64_t n) {
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n; i += int64_t{blockDim.x} * gridDim.x) {
-    const uint4 r = philox(key, stream_id, base + static_cast<uint64_t>(i));
+    const uint4 r = philox4x32_device(key, stream_id, base + static_cast<uint64_t>(i));
     out[i] = dropbits_mask(r.x, r.y, r.z, r.w, d.bits, d.threshold);
   }
 }
@@ -325,7 +304,8 @@ __global__ void rq_kernel(const float* x, const float* dy, RqParams p, float* y,
     for (int k = k0; k <= k1; ++k) {
       if (k / 4 != blk_id) {
         blk_id = k / 4;
-        blk = philox(p.key, p.stream_id, p.base + static_cast<uint64_t>(i) * nb + static_cast<uint64_t>(blk_id));
+        blk = philox4x32_device(p.key, p.stream_id,
+                                p.base + static_cast<uint64_t>(i) * nb + static_cast<uint64_t>(blk_id));
       }
       const uint32_t word = (k % 4 == 0) ? blk.x : (k % 4 == 1) ? blk.y : (k % 4 == 2) ? blk.z : blk.w;
       const double U = (static_cast<double>(word >> 8) + 0.5) * (1.0 / 16777216.0);
@@ -384,8 +364,8 @@ void cpq_forward(const Tensor& x, const CpqArgs& a, const Tensor& elem_mask, Ten
   LOWBIT_CUDA_LAUNCH_CHECK();
 }
 
-void cpq_backward(const Tensor& x, const Tensor& dy, const CpqArgs& a, const Tensor& elem_mask,
-                  const CpqGradOut& out, Tensor& dx) {
+void cpq_backward(const Tensor& x, const Tensor& dy, const CpqArgs& a, const Tensor& elem_mask, const CpqGradOut& out,
+                  Tensor& dx) {
   LOWBIT_CHECK(!out.dweight || (out.group && out.groups >= 1 && out.groups <= kMaxGroups), "cpq kernel",
                "weight gradients need a code group table of at most ", kMaxGroups, " groups");
   const int groups = out.dweight ? out.groups : 0;
@@ -419,8 +399,8 @@ void dropbits_masks(const Generator& gen, uint64_t base, const DropBitsDraw& d, 
   if (n == 0) return;
   const int dev = out.device().index;
   DeviceGuard g(dev);
-  dropbits_kernel<<<blocks_for(n), kThreads, 0, stream(dev)>>>(gen.key(), gen.stream(), base, d,
-                                                                out.data<uint8_t>(), n);
+  dropbits_kernel<<<blocks_for(n), kThreads, 0, stream(dev)>>>(gen.key(), gen.stream(), base, d, out.data<uint8_t>(),
+                                                               n);
   LOWBIT_CUDA_LAUNCH_CHECK();
 }
 

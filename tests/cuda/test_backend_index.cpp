@@ -16,6 +16,7 @@
 #include "core/ops/shape_ops.h"
 #include "core/rng.h"
 #include "core/tensor.h"
+#include "cuda/need_gpu.h"
 
 using namespace lowbit;
 
@@ -23,14 +24,6 @@ namespace {
 
 using Inputs = std::vector<Tensor>;
 using Fn = std::function<Tensor(const Inputs&)>;
-
-#define LOWBIT_NEED_GPU()                                \
-  do {                                                   \
-    if (!cuda::is_available()) {                         \
-      WARN("no CUDA device: test body not executed");    \
-      return;                                            \
-    }                                                    \
-  } while (0)
 
 // Same shape, dtype and bytes (a CUDA tensor is copied back first).
 void require_identical(const Tensor& cpu, const Tensor& dev, const std::string& what) {
@@ -91,15 +84,17 @@ std::string message_of(const std::function<void()>& f) {
 TEST_CASE("cuda concat, stack and slices match the CPU bit for bit", "[cuda][gpu]") {
   LOWBIT_NEED_GPU();
   check_op("concat axis 0", {{2, 3}, {4, 3}}, [](const Inputs& x) { return concat({x[0], x[1]}, 0); });
-  check_op("concat axis 1 of three", {{2, 3, 4}, {2, 1, 4}, {2, 5, 4}},
-           [](const Inputs& x) { return concat({x[0], x[1], x[2]}, 1); });
+  check_op("concat axis 1 of three", {{2, 3, 4}, {2, 1, 4}, {2, 5, 4}}, [](const Inputs& x) {
+    return concat({x[0], x[1], x[2]}, 1);
+  });
   check_op("concat last axis", {{3, 2}, {3, 7}}, [](const Inputs& x) { return concat({x[0], x[1]}, -1); });
   check_op("stack axis 1", {{3, 4}, {3, 4}}, [](const Inputs& x) { return stack({x[0], x[1]}, 1); });
   check_op("narrow", {{5, 6, 2}}, [](const Inputs& x) { return narrow(x[0], 1, 2, 3); });
   check_op("slice step 1", {{7, 5}}, [](const Inputs& x) { return slice(x[0], 0, 1, 6); });
   check_op("slice step 3 inner axis", {{2, 11, 3}}, [](const Inputs& x) { return slice(x[0], 1, 1, 11, 3); });
   check_op("slice negative bounds", {{9}}, [](const Inputs& x) { return slice(x[0], 0, -7, -1, 2); });
-  check_op("slice empty", {{4, 3}}, [](const Inputs& x) { return slice(x[0], 0, 3, 3); }, false);
+  check_op(
+      "slice empty", {{4, 3}}, [](const Inputs& x) { return slice(x[0], 0, 3, 3); }, false);
 
   SECTION("1-byte and 8-byte dtypes") {
     Generator gen(3);
@@ -117,27 +112,26 @@ TEST_CASE("cuda index_select, gather and their scatter-add adjoints match the CP
   for (DType dt : {DType::i64, DType::i32}) {
     const std::string tag = dt == DType::i64 ? " (i64 index)" : " (i32 index)";
     // Repeated indices: index_add must add them in index order on both devices.
-    check_op("index_select axis 0" + tag, {{5, 4}},
-             [dt](const Inputs& x) { return index_select(x[0], 0, index_on(x[0], {4, 0, 4, 2, 4}, dt)); });
-    check_op("index_select axis 1" + tag, {{2, 6, 3}},
-             [dt](const Inputs& x) { return index_select(x[0], 1, index_on(x[0], {5, 5, 1}, dt)); });
+    check_op("index_select axis 0" + tag, {{5, 4}}, [dt](const Inputs& x) {
+      return index_select(x[0], 0, index_on(x[0], {4, 0, 4, 2, 4}, dt));
+    });
+    check_op("index_select axis 1" + tag, {{2, 6, 3}}, [dt](const Inputs& x) {
+      return index_select(x[0], 1, index_on(x[0], {5, 5, 1}, dt));
+    });
     check_op("index_select empty index" + tag, {{3, 4}},
              [dt](const Inputs& x) { return index_select(x[0], 1, index_on(x[0], {}, dt)); });
-    check_op("gather axis 1" + tag, {{3, 5}},
-             [dt](const Inputs& x) {
-               Tensor idx = index_on(x[0], {0, 4, 4, 1, 1, 1, 2, 3, 0}, dt).reshape({3, 3});
-               return gather(x[0], 1, idx);
-             });
-    check_op("gather axis 0, index smaller than x" + tag, {{4, 3, 2}},
-             [dt](const Inputs& x) {
-               Tensor idx = index_on(x[0], {3, 3, 0, 1, 2, 3, 0, 0}, dt).reshape({2, 2, 2});
-               return gather(x[0], 0, idx);
-             });
-    check_op("gather last axis 3-D" + tag, {{2, 3, 4}},
-             [dt](const Inputs& x) {
-               Tensor idx = index_on(x[0], {3, 0, 1, 1, 2, 2, 0, 3, 3, 3, 1, 0}, dt).reshape({2, 3, 2});
-               return gather(x[0], -1, idx);
-             });
+    check_op("gather axis 1" + tag, {{3, 5}}, [dt](const Inputs& x) {
+      Tensor idx = index_on(x[0], {0, 4, 4, 1, 1, 1, 2, 3, 0}, dt).reshape({3, 3});
+      return gather(x[0], 1, idx);
+    });
+    check_op("gather axis 0, index smaller than x" + tag, {{4, 3, 2}}, [dt](const Inputs& x) {
+      Tensor idx = index_on(x[0], {3, 3, 0, 1, 2, 3, 0, 0}, dt).reshape({2, 2, 2});
+      return gather(x[0], 0, idx);
+    });
+    check_op("gather last axis 3-D" + tag, {{2, 3, 4}}, [dt](const Inputs& x) {
+      Tensor idx = index_on(x[0], {3, 0, 1, 1, 2, 2, 0, 3, 3, 3, 1, 0}, dt).reshape({2, 3, 2});
+      return gather(x[0], -1, idx);
+    });
   }
 
   SECTION("i64 data through index_select and gather") {

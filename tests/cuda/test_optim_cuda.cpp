@@ -14,6 +14,7 @@
 #include "core/ops/reduce.h"
 #include "core/rng.h"
 #include "core/tensor.h"
+#include "cuda/need_gpu.h"
 #include "layers/linear.h"
 #include "optim/adam.h"
 #include "optim/clip.h"
@@ -22,14 +23,6 @@
 using namespace lowbit;
 
 namespace {
-
-#define LOWBIT_NEED_GPU()                             \
-  do {                                                \
-    if (!cuda::is_available()) {                      \
-      WARN("no CUDA device: test body not executed"); \
-      return;                                         \
-    }                                                 \
-  } while (0)
 
 // The updates use the CPU's double arithmetic (and its FMAs on an FMA build), so they agree to
 // the last bit there; the tolerance leaves room for a CPU build without FMA.
@@ -141,8 +134,9 @@ TEST_CASE("cuda Adam and AdamW steps match the CPU", "[cuda][gpu][optim]") {
   a.weight_decay = 1e-3;
   run_twin("adam", [a](const NamedTensors& p) { return std::unique_ptr<Optimizer>(new Adam(p, a)); });
   a.amsgrad = true;
-  run_twin("adam amsgrad, clipped", [a](const NamedTensors& p) { return std::unique_ptr<Optimizer>(new Adam(p, a)); },
-           5, 20.0);
+  run_twin(
+      "adam amsgrad, clipped", [a](const NamedTensors& p) { return std::unique_ptr<Optimizer>(new Adam(p, a)); }, 5,
+      20.0);
   AdamWOptions w;
   w.lr = 1e-2;
   run_twin("adamw", [w](const NamedTensors& p) { return std::unique_ptr<Optimizer>(new AdamW(p, w)); });

@@ -17,6 +17,7 @@
 #include "core/ops/reduce.h"
 #include "core/rng.h"
 #include "core/tensor.h"
+#include "cuda/need_gpu.h"
 #include "layers/zoo.h"
 #include "optim/sgd.h"
 #include "quant/dropbits.h"
@@ -27,14 +28,6 @@
 using namespace lowbit;
 
 namespace {
-
-#define LOWBIT_QUANT_NEED_GPU()                       \
-  do {                                                \
-    if (!cuda::is_available()) {                      \
-      WARN("no CUDA device: test body not executed"); \
-      return;                                         \
-    }                                                 \
-  } while (0)
 
 const Device kDev = Device::cuda(0);
 
@@ -149,7 +142,7 @@ void run_both_granularities(const std::string& label, QuantSpec spec, const Tol&
 }  // namespace
 
 TEST_CASE("quant cuda: ste_uniform and lsq forward/backward equal the CPU", "[cuda][gpu][quant]") {
-  LOWBIT_QUANT_NEED_GPU();
+  LOWBIT_NEED_GPU();
   Tol exact;  // forward bit for bit; the STE masks too
   exact.grad_rtol = 0;
   exact.grad_atol = 0;
@@ -169,7 +162,7 @@ TEST_CASE("quant cuda: ste_uniform and lsq forward/backward equal the CPU", "[cu
 }
 
 TEST_CASE("quant cuda: rq and rq-ST forward/backward match the CPU (same Gumbel draws)", "[cuda][gpu][quant]") {
-  LOWBIT_QUANT_NEED_GPU();
+  LOWBIT_NEED_GPU();
   for (bool st : {true, false})
     for (int bits : {2, 3, 4, 6}) {  // 6 bits: the local window
       QuantSpec s = spec_of("rq", bits, false, {});
@@ -187,7 +180,7 @@ TEST_CASE("quant cuda: rq and rq-ST forward/backward match the CPU (same Gumbel 
 }
 
 TEST_CASE("quant cuda: cpq forward/backward at 2/3/4/8 bits, both grids", "[cuda][gpu][quant]") {
-  LOWBIT_QUANT_NEED_GPU();
+  LOWBIT_NEED_GPU();
   // Forward bit for bit; gradients to float rounding (the CPU skips masses past 20 sigmas).
   // The 8-bit cases (and learned bits with max_bits 6 below) also reach the CPU's per-element
   // window path (lane_sums_local), against the CUDA kernel's walk over the whole grid.
@@ -207,7 +200,7 @@ TEST_CASE("quant cuda: cpq forward/backward at 2/3/4/8 bits, both grids", "[cuda
 }
 
 TEST_CASE("quant cuda: cpq + DropBits per element / per tensor, both modes and grids", "[cuda][gpu][quant]") {
-  LOWBIT_QUANT_NEED_GPU();
+  LOWBIT_NEED_GPU();
   Tol t;
   t.grad_rtol = 5e-3;
   t.grad_atol = 1e-3;
@@ -233,7 +226,7 @@ TEST_CASE("quant cuda: cpq + DropBits per element / per tensor, both modes and g
 }
 
 TEST_CASE("quant cuda: cpq with learned bit gates (and DropBits) matches the CPU", "[cuda][gpu][quant]") {
-  LOWBIT_QUANT_NEED_GPU();
+  LOWBIT_NEED_GPU();
   Tol t;
   t.grad_rtol = 5e-3;
   t.grad_atol = 1e-3;
@@ -249,7 +242,7 @@ TEST_CASE("quant cuda: cpq with learned bit gates (and DropBits) matches the CPU
 }
 
 TEST_CASE("quant cuda: DropBits masks, grid codes and abs-max equal the CPU bit for bit", "[cuda][gpu][quant]") {
-  LOWBIT_QUANT_NEED_GPU();
+  LOWBIT_NEED_GPU();
   DropBitsSpec d;
   d.enabled = true;
   d.p = 0.4;
@@ -320,7 +313,7 @@ dropbits: {enabled: true, p: 0.3, granularity: per_element, protect_ends: true, 
 
 TEST_CASE("quant cuda: quantized LeNet-5 (CPQ + DropBits 2/2) loss equal on CPU and CUDA over 5 steps",
           "[cuda][gpu][quant][train]") {
-  LOWBIT_QUANT_NEED_GPU();
+  LOWBIT_NEED_GPU();
   const std::vector<double> cpu = quantized_lenet_losses(Device::cpu());
   const std::vector<double> gpu = quantized_lenet_losses(kDev);
   REQUIRE(cpu.size() == gpu.size());

@@ -6,17 +6,10 @@
 #include "core/cuda/runtime.h"
 #include "core/rng.h"
 #include "core/tensor.h"
+#include "cuda/need_gpu.h"
 #include "support/test_util.h"
 
 using namespace lowbit;
-
-#define REQUIRE_GPU()                                  \
-  do {                                                 \
-    if (!cuda::is_available()) {                       \
-      WARN("no CUDA device: test body not executed");  \
-      return;                                          \
-    }                                                  \
-  } while (0)
 
 TEST_CASE("cuda device_count never throws, with or without a driver", "[cuda]") {
   int n = -1;
@@ -58,7 +51,7 @@ TEST_CASE("cuda tensors on a missing device are a clear error", "[cuda]") {
 }
 
 TEST_CASE("cuda allocator reuses freed blocks and reports peak bytes", "[cuda][gpu]") {
-  REQUIRE_GPU();
+  LOWBIT_NEED_GPU();
   Allocator& a = cuda::device_allocator(0);
   a.empty_cache();
   a.reset_peak();
@@ -83,7 +76,7 @@ TEST_CASE("cuda allocator reuses freed blocks and reports peak bytes", "[cuda][g
 }
 
 TEST_CASE("cuda a training-like loop stops calling cudaMalloc after its first step", "[cuda][gpu]") {
-  REQUIRE_GPU();
+  LOWBIT_NEED_GPU();
   Allocator& a = cuda::device_allocator(0);
   Generator gen(3);
   Tensor w = Tensor::randn({256, 256}, gen).to(Device::cuda());
@@ -99,7 +92,7 @@ TEST_CASE("cuda a training-like loop stops calling cudaMalloc after its first st
 }
 
 TEST_CASE("cuda Tensor::to copies every dtype to the device and back", "[cuda][gpu]") {
-  REQUIRE_GPU();
+  LOWBIT_NEED_GPU();
   Generator gen(1);
   Tensor f = Tensor::randn({3, 5}, gen);
   Tensor back = f.to(Device::cuda()).to(Device::cpu());

@@ -10,6 +10,7 @@
 #include "core/cuda/runtime.h"
 #include "core/ops/loss.h"
 #include "core/rng.h"
+#include "cuda/need_gpu.h"
 #include "data/loader.h"
 #include "data/synthetic.h"
 #include "layers/zoo.h"
@@ -20,14 +21,6 @@
 #include "train/trainer.h"
 
 using namespace lowbit;
-
-#define REQUIRE_GPU()                                  \
-  do {                                                 \
-    if (!cuda::is_available()) {                       \
-      WARN("no CUDA device: test body not executed");  \
-      return;                                          \
-    }                                                  \
-  } while (0)
 
 namespace {
 
@@ -90,17 +83,17 @@ void require_same_losses(const std::string& name, int64_t batch) {
 }  // namespace
 
 TEST_CASE("training step: LeNet-5 loss equal on CPU and CUDA over 5 steps", "[cuda][gpu][train]") {
-  REQUIRE_GPU();
+  LOWBIT_NEED_GPU();
   require_same_losses("lenet5", 16);
 }
 
 TEST_CASE("training step: ResNet-20 loss equal on CPU and CUDA over 5 steps", "[cuda][gpu][train]") {
-  REQUIRE_GPU();
+  LOWBIT_NEED_GPU();
   require_same_losses("resnet20", 8);
 }
 
 TEST_CASE("Module::to moves parameters, buffers and gradients in place, and back", "[cuda][gpu]") {
-  REQUIRE_GPU();
+  LOWBIT_NEED_GPU();
   Generator g(3);
   ModelOptions mo;
   mo.batch_norm = true;
@@ -134,7 +127,7 @@ TEST_CASE("Module::to moves parameters, buffers and gradients in place, and back
 }
 
 TEST_CASE("loader: CUDA batches equal the CPU ones, with and without prefetch", "[cuda][gpu][data]") {
-  REQUIRE_GPU();
+  LOWBIT_NEED_GPU();
   SyntheticDataset ds(100, {3, 8, 8}, 10, 5);
   for (bool prefetch : {false, true}) {
     LoaderOptions lo;
@@ -169,7 +162,7 @@ TEST_CASE("loader: CUDA batches equal the CPU ones, with and without prefetch", 
 }
 
 TEST_CASE("trainer on CUDA: trains, checkpoints load on the CPU, resume moves devices", "[cuda][gpu][train]") {
-  REQUIRE_GPU();
+  LOWBIT_NEED_GPU();
   test::TempDir tmp("cuda_trainer");
   const std::string yaml = R"(
 model: {name: lenet5, batch_norm: true}
@@ -205,7 +198,7 @@ train: {epochs: 2, batch_size: 32, seed: 3, device: cuda, bn_recalibration: 2}
 }
 
 TEST_CASE("bench --device cuda: synchronised timings and device peak memory", "[cuda][gpu]") {
-  REQUIRE_GPU();
+  LOWBIT_NEED_GPU();
   StepBenchOptions o;
   o.model = "lenet5";
   o.batch = 32;

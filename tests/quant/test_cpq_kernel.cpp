@@ -425,7 +425,8 @@ TEST_CASE("cpq backward at 6 bits with gates and masks: block sums equal per-ele
   std::uniform_real_distribution<float> ux(float(r.qmin) - 8, float(r.qmax) + 8);
   std::vector<float> x(count), dy(count), dx(count);
   std::vector<uint8_t> em(count);
-  for (int64_t i = 0; i < count; ++i) x[i] = ux(rng) * alpha, dy[i] = ux(rng) / n, em[i] = uint8_t(rng() % 4 == 0 ? 16 : 0);
+  for (int64_t i = 0; i < count; ++i)
+    x[i] = ux(rng) * alpha, dy[i] = ux(rng) / n, em[i] = uint8_t(rng() % 4 == 0 ? 16 : 0);
   CpqArgs a;
   a.range = r;
   a.alpha = &alpha;
