@@ -148,29 +148,6 @@ void cpq_backward(const float* x, const float* dy, int64_t numel, const CpqArgs&
   }
 }
 
-float bin_masses(float z, float inv_s, int k0, int k1, float* r, float* P) {
-  const float kx =
-      std::fmin(std::fmax(std::floor(z + 0.5f), static_cast<float>(k0) - 1.0f), static_cast<float>(k1) + 1.0f);
-  const float lo = (static_cast<float>(k0) - 0.5f - z) * inv_s, hi = (z - static_cast<float>(k1) - 0.5f) * inv_s;
-  const float om = lo > 0 ? lo : (hi > 0 ? hi : 0.0f), eom = fast_exp(-om);
-  float tp = 0, R = 0;
-  for (int j = k0; j <= k1 + 1; ++j) {
-    const float a = std::fabs(static_cast<float>(j) - 0.5f - z) * inv_s;
-    const float w = tail_exp(om - a);
-    const float i1 = 1.0f / (1.0f + w * eom);
-    const float T = w * i1;
-    P[j - k0] = T * i1;
-    if (j > k0) {
-      const float fk = static_cast<float>(j - 1);
-      const float rk = std::max(fk < kx ? T - tp : (fk > kx ? tp - T : 1.0f - tp - T), 0.0f);
-      r[j - 1 - k0] = rk;
-      R += rk;
-    }
-    tp = T;
-  }
-  return std::isfinite(R) ? R : 0.0f;
-}
-
 void categorical_probs(float x, float alpha, float sigma, GridRange range, const float* v, float* pi) {
   const int n = static_cast<int>(range.levels());
   CodeMask m;

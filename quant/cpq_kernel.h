@@ -20,6 +20,7 @@
 #include <string>
 
 #include "grid.h"
+#include "kernels/logistic_math.h"  // fast_exp, tail_exp, bin_masses
 
 namespace lowbit {
 
@@ -77,31 +78,5 @@ void cpq_backward(const float* x, const float* dy, int64_t numel, const CpqArgs&
 // the per-code weight (null: all 1). When every surviving mass underflows, pi is one-hot at
 // the nearest surviving code. pi: [n].
 void categorical_probs(float x, float alpha, float sigma, GridRange range, const float* v, float* pi);
-
-// For one value z = x/alpha - qmin (0-based code space) and 1/s = alpha/sigma: the masses r[k-k0]
-// of bins k0..k1 and the logistic densities P[j-k0] = Sig'(t_j) of their boundaries k0..k1+1,
-// all scaled by one factor exp(omega) so the nearest ones are O(1) (RQ's local window: the
-// distribution truncated to those bins). Returns the scaled total mass R (0: all underflowed).
-float bin_masses(float z, float inv_s, int k0, int k1, float* r, float* P);
-
-// exp for the kernels: branch-free so loops over elements vectorise (Cephes' expf polynomial,
-// relative error about 2e-7); 0 below -87, where the result would be denormal.
-inline float fast_exp(float x) {
-  const float xc = std::min(std::max(x, -87.0f), 88.0f);
-  // Round x*log2(e) to an integer by adding 1.5 * 2^23: n sits in the low mantissa bits, so no
-  // float-to-int conversion (which may trap, and so stops the vectoriser) is needed.
-  const float t = xc * 1.44269504088896341f + 12582912.0f;
-  const float n = t - 12582912.0f;
-  const float r = xc - n * 0.693359375f + n * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  const float scale = std::bit_cast<float>((std::bit_cast<int32_t>(t) - 0x4B400000 + 127) << 23);
-  return x < -87.0f ? 0.0f : p * scale;
-}
 
 }  // namespace lowbit

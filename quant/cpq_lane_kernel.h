@@ -33,12 +33,6 @@ struct Chan {
 // nearbyint for |v| < 2^22 (callers clamp first): adding 1.5 * 2^23 rounds to an integer in
 // the current (round-to-nearest-even) mode. std::nearbyint and std::floor may raise the
 // inexact flag, which keeps GCC from vectorising them under -ftrapping-math.
-// exp(min(x, 0)) for the scaled tail masses, 0 below e^-60: those masses are far under float
-// resolution next to the nearest one (which is O(1)), and their products would otherwise
-// reach denormal range, which costs a microcode assist per operation.
-constexpr float kTailCut = -60.0f;
-inline float tail_exp(float x) { return x < kTailCut ? 0.0f : fast_exp(std::min(x, 0.0f)); }
-
 inline float round_even(float v) { return (v + 12582912.0f) - 12582912.0f; }
 
 // The weight of code k for an element whose mask byte is mk.

@@ -12,7 +12,6 @@
 namespace lowbit {
 
 namespace {
-constexpr int kMaxLevels = 256;
 LOWBIT_DISPATCH_STUB(RqForwardKernel, rq_forward_stub, cpu::rq_forward, LOWBIT_CUDA_KERNEL(cuda::rq_forward));
 LOWBIT_DISPATCH_STUB(RqBackwardKernel, rq_backward_stub, cpu::rq_backward, LOWBIT_CUDA_KERNEL(cuda::rq_backward));
 }  // namespace
@@ -36,7 +35,7 @@ Tensor RqConcrete::forward(const std::vector<Tensor>& inputs) {
   LOWBIT_CHECK(inputs.size() == 3, "rq_concrete", "expects {x, alpha_raw, sigma_raw}");
   x_ = inputs[0].detach();
   LOWBIT_CHECK(x_.dtype() == DType::f32, "rq_concrete", "expects f32 input, got ", dtype_name(x_.dtype()));
-  LOWBIT_CHECK(s_.range.levels() <= kMaxLevels, "rq_concrete", "supports up to 8 bits");
+  LOWBIT_CHECK(s_.range.levels() <= kRqMaxLevels, "rq_concrete", "supports up to 8 bits");
   LOWBIT_CHECK(s_.temperature > 0, "rq_concrete", "temperature must be positive, got ", s_.temperature);
   raw_a_ = inputs[1];
   raw_s_ = inputs[2];

@@ -18,26 +18,6 @@ namespace {
 constexpr int64_t kItem = 4096;  // elements per reduction block (the CPU's items)
 constexpr float kTinyMass = 1e-30f;
 constexpr int kMaxGroups = 16;
-constexpr int kMaxRqLevels = 256;
-
-// fast_exp of quant/cpq_kernel.h (Cephes' expf polynomial, 0 below -87).
-__device__ __forceinline__ float fexp(float x) {
-  const float xc = fminf(fmaxf(x, -87.0f), 88.0f);
-  const float t = xc * 1.44269504088896341f + 12582912.0f;
-  const float n = t - 12582912.0f;
-  const float r = xc - n * 0.693359375f + n * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  const float scale = __int_as_float((__float_as_int(t) - 0x4B400000 + 127) << 23);
-  return x < -87.0f ? 0.0f : p * scale;
-}
-// tail_exp of quant/cpq_lane_kernel.h: exp(min(x, 0)), 0 below -60.
-__device__ __forceinline__ float tail_exp(float x) { return x < -60.0f ? 0.0f : fexp(fminf(x, 0.0f)); }
 
 // The tables of one call, uploaded as one f32 tensor: alpha, sigma, then per code the weight,
 // the drop bit and the gate group (small integers, exact in f32).
@@ -177,7 +157,7 @@ __global__ void cpq_backward_kernel(const float* x, const float* dy, Tables t, i
     const float kx = kxr == kxr ? fminf(fmaxf(kxr, -1.0f), fn) : -1.0f;
     const float code = nearest_code(t, u, mk);
     const float om = fmaxf(fabsf(z - code) - 0.5f, 0.0f) * inv_s;
-    const float eom = fexp(-om);
+    const float eom = fast_exp(-om);
     float tp = 0, vp = 0, R = 0, N = 0, A0 = 0, B0 = 0, A1 = 0, B1 = 0;
     for (int g = 0; g < groups; ++g) Sg[g] = Kg[g] = 0.0f;
     for (int j = 0; j <= t.n; ++j) {
@@ -236,41 +216,16 @@ __global__ void dropbits_kernel(uint64_t key, uint64_t stream_id, uint64_t base,
   }
 }
 
-// bin_masses of quant/cpq_kernel.cpp.
-__device__ float bin_masses(float z, float inv_s, int k0, int k1, float* r, float* P) {
-  const float kx = fminf(fmaxf(floorf(z + 0.5f), static_cast<float>(k0) - 1.0f), static_cast<float>(k1) + 1.0f);
-  const float lo = (static_cast<float>(k0) - 0.5f - z) * inv_s, hi = (z - static_cast<float>(k1) - 0.5f) * inv_s;
-  const float om = lo > 0 ? lo : (hi > 0 ? hi : 0.0f), eom = fexp(-om);
-  float tp = 0, R = 0;
-  for (int j = k0; j <= k1 + 1; ++j) {
-    const float a = fabsf(static_cast<float>(j) - 0.5f - z) * inv_s;
-    const float w = tail_exp(om - a);
-    const float i1 = 1.0f / (1.0f + w * eom);
-    const float T = w * i1;
-    P[j - k0] = T * i1;
-    if (j > k0) {
-      const float fk = static_cast<float>(j - 1);
-      const float rk = fmaxf(fk < kx ? T - tp : (fk > kx ? tp - T : 1.0f - tp - T), 0.0f);
-      r[j - 1 - k0] = rk;
-      R += rk;
-    }
-    tp = T;
-  }
-  return isfinite(R) ? R : 0.0f;
-}
-
 struct RqParams {
   const float* alpha;
   const float* sigma;
   int64_t alpha_size, sigma_size, inner, items_per_channel;
-  float qmin, qmax, lam;
-  int levels, window;
-  bool straight_through;
+  RqElementSetup e;
   uint64_t key, stream_id, base;
 };
 
-// One block per item; per element the pass of rq_run (quant/cpu/cpq.cpp): y when y is given,
-// else dx and the item's alpha/sigma sums.
+// One block per item; per element rq_element (quant/kernels/logistic_math.h, as the CPU's
+// rq_run): y when y is given, else dx and the item's alpha/sigma sums.
 __global__ void rq_kernel(const float* x, const float* dy, RqParams p, float* y, float* dx, double* partial) {
   __shared__ double red[kThreads];
   const int64_t item = blockIdx.x;
@@ -278,68 +233,19 @@ __global__ void rq_kernel(const float* x, const float* dy, RqParams p, float* y,
   const int64_t begin = c * p.inner + (item % p.items_per_channel) * kItem;
   const int64_t end = begin + kItem < (c + 1) * p.inner ? begin + kItem : (c + 1) * p.inner;
   const float alpha = p.alpha[p.alpha_size == 1 ? 0 : c], sigma = p.sigma[p.sigma_size == 1 ? 0 : c];
-  const float s = sigma / alpha, inv_s = alpha / sigma, qmin = p.qmin, lam = p.lam;
-  const uint64_t nb = static_cast<uint64_t>((p.levels + 3) / 4);
-  float rr[kMaxRqLevels], pp[kMaxRqLevels + 1], av[kMaxRqLevels];
+  const uint64_t nb = static_cast<uint64_t>((p.e.levels + 3) / 4);
   double acc[2] = {0, 0};
   for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x) {
-    const float u = x[i] / alpha, z = u - qmin;
-    const float rn = rintf(u);
-    const float mx = rn < qmin ? qmin : rn;  // std::min(std::max(nearbyint(u), qmin), qmax)
-    const float cn = p.qmax < mx ? p.qmax : mx;
-    const int kc = isnan(cn) ? 0 : static_cast<int>(cn - qmin);
-    const int k0 = p.window > 0 ? max(0, kc - p.window) : 0;
-    const int k1 = p.window > 0 ? min(p.levels - 1, kc + p.window) : p.levels - 1;
-    const float R = bin_masses(z, inv_s, k0, k1, rr, pp);
-    if (!(R > kTinyMass)) {  // every mass underflowed: the sample is the nearest point, no gradient
-      if (y) y[i] = isnan(u) ? u : cn * alpha;
-      if (dx) dx[i] = 0;
-      if (dy) acc[0] += static_cast<double>(dy[i] * cn);
-      continue;
-    }
-    float amax = -INFINITY;
-    int khard = kc;
-    uint4 blk = make_uint4(0, 0, 0, 0);
-    int blk_id = -1;
-    for (int k = k0; k <= k1; ++k) {
-      if (k / 4 != blk_id) {
-        blk_id = k / 4;
-        blk = philox4x32_device(p.key, p.stream_id,
-                                p.base + static_cast<uint64_t>(i) * nb + static_cast<uint64_t>(blk_id));
-      }
-      const uint32_t word = (k % 4 == 0) ? blk.x : (k % 4 == 1) ? blk.y : (k % 4 == 2) ? blk.z : blk.w;
-      const double U = (static_cast<double>(word >> 8) + 0.5) * (1.0 / 16777216.0);
-      const float pi = rr[k - k0] / R;
-      const float a = (pi > kTinyMass ? logf(pi) : logf(kTinyMass)) - static_cast<float>(log(-log(U)));
-      av[k - k0] = a;
-      if (a > amax) amax = a, khard = k;
-    }
-    float zs = 0, zc = 0;
-    for (int k = k0; k <= k1; ++k) zs += (av[k - k0] = expf((av[k - k0] - amax) / lam));
-    for (int k = k0; k <= k1; ++k) {
-      av[k - k0] /= zs;  // z_k
-      zc += av[k - k0] * (static_cast<float>(k) + qmin);
-    }
-    const float xs = alpha * zc;
-    if (y) y[i] = p.straight_through ? (static_cast<float>(khard) + qmin) * alpha : xs;
-    if (!dy) continue;
-    // rho_j = gamma_{j-1}/r_{j-1} - gamma_j/r_j, gamma_k = dy z_k (alpha c_k - x_soft)/lambda
-    float s0 = 0, s1 = 0, prev = 0;
-    for (int j = k0; j <= k1 + 1; ++j) {
-      float cur = 0;
-      if (j <= k1) {
-        const float rk = rr[j - k0];
-        const float g = dy[i] * av[j - k0] * (alpha * (static_cast<float>(j) + qmin) - xs) / lam;
-        cur = rk > kTinyMass * R ? g / rk : 0.0f;
-      }
-      const float rho = prev - cur, d = static_cast<float>(j) - 0.5f - z;
-      s0 += rho * pp[j - k0];
-      s1 += rho * pp[j - k0] * d;
-      prev = cur;
-    }
-    if (dx) dx[i] = -s0 / sigma;
-    acc[0] += static_cast<double>((s1 + u * s0) / sigma + dy[i] * zc);
-    acc[1] += static_cast<double>(-s1 / (s * sigma));
+    const uint64_t first = p.base + static_cast<uint64_t>(i) * nb;
+    const RqElementResult r =
+        rq_element(x[i], dy ? dy[i] : 0.0f, dy != nullptr, alpha, sigma, p.e, [&](int j, uint32_t* w) {
+          const uint4 b = philox4x32_device(p.key, p.stream_id, first + static_cast<uint64_t>(j));
+          w[0] = b.x, w[1] = b.y, w[2] = b.z, w[3] = b.w;
+        });
+    if (y) y[i] = r.y;
+    if (dx) dx[i] = r.dx;
+    acc[0] += static_cast<double>(r.dalpha);
+    acc[1] += static_cast<double>(r.dsigma);
   }
   if (partial) block_sums(acc, 2, red, partial + item * 2);
 }
@@ -407,7 +313,7 @@ void dropbits_masks(const Generator& gen, uint64_t base, const DropBitsDraw& d, 
 namespace {
 void rq_launch(const Tensor& x, const Tensor* dy, const RqArgs& a, float* y, float* dx, std::vector<double>* da,
                std::vector<double>* ds) {
-  LOWBIT_CHECK(a.range.levels() <= kMaxRqLevels, "rq_concrete", "supports up to 8 bits");
+  LOWBIT_CHECK(a.range.levels() <= kRqMaxLevels, "rq_concrete", "supports up to 8 bits");
   const int64_t n = x.numel(), channels = std::max(a.alpha_size, a.sigma_size);
   LOWBIT_CHECK(channels >= 1 && n % channels == 0, "rq_concrete", n, " elements do not split into ", channels,
                " channels");
@@ -422,12 +328,12 @@ void rq_launch(const Tensor& x, const Tensor* dy, const RqArgs& a, float* y, flo
   p.sigma_size = a.sigma_size;
   p.inner = n / channels;
   p.items_per_channel = (p.inner + kItem - 1) / kItem;
-  p.qmin = static_cast<float>(a.range.qmin);
-  p.qmax = static_cast<float>(a.range.qmax);
-  p.lam = a.temperature;
-  p.levels = static_cast<int>(a.range.levels());
-  p.window = a.window;
-  p.straight_through = a.straight_through;
+  p.e.qmin = static_cast<float>(a.range.qmin);
+  p.e.qmax = static_cast<float>(a.range.qmax);
+  p.e.lam = a.temperature;
+  p.e.levels = static_cast<int>(a.range.levels());
+  p.e.window = a.window;
+  p.e.straight_through = a.straight_through;
   p.key = a.gen.key();
   p.stream_id = a.gen.stream();
   p.base = a.base;

@@ -10,12 +10,7 @@
 #include "../../core/tensor.h"
 #include "../cpq_kernel.h"
 #include "../grid.h"
-
-#ifdef __CUDACC__
-#define LOWBIT_HOST_DEVICE __host__ __device__
-#else
-#define LOWBIT_HOST_DEVICE
-#endif
+#include "logistic_math.h"
 
 namespace lowbit {
 

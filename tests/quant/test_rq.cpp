@@ -119,35 +119,38 @@ TEST_CASE("rq: 8 bits uses a local window and stays near x") {
   for (int64_t i = 0; i < 64; ++i) REQUIRE(std::fabs(y.data<float>()[i] - w.data<float>()[i]) <= 3 * sg + 1.5f * a);
 }
 
-TEST_CASE("rq: a uniform draw at the top of its 24-bit range gives a finite sample and gradient") {
-  // Find the first Philox block of the test's stream holding a word whose top 24 bits are all
-  // ones: in float, (2^24 - 1 + 0.5) / 2^24 rounds to 1 and the Gumbel noise became -inf.
+TEST_CASE("rq: the extreme uniform draws give a finite sample and gradient") {
+  // The first Philox blocks of the test's stream holding a word at the top (all 23 bits the
+  // draw uses set) and at the bottom of the range: the float uniform used to round to 1 at the
+  // top, where log(-log U) was -inf and the sample NaN.
   const Generator gen(77);
-  uint64_t hit = 0;
-  for (uint64_t b = 0;; ++b) {
-    const auto blk = gen.block(b);
-    if (std::any_of(blk.begin(), blk.end(), [](uint32_t w) { return (w >> 8) == 0xFFFFFFu; })) {
-      hit = b;
-      break;
+  for (uint32_t want : {0x7FFFFFu, 0u}) {
+    uint64_t hit = 0;
+    for (uint64_t b = 0;; ++b) {
+      const auto blk = gen.block(b);
+      if (std::any_of(blk.begin(), blk.end(), [&](uint32_t w) { return (w >> 9) == want; })) {
+        hit = b;
+        break;
+      }
     }
-  }
-  RqConcrete::Setup s;
-  s.range = grid_range(2, true);  // 4 levels: one block per element, element 0 uses block `base`
-  s.gen = gen;
-  s.base = hit;
-  s.map = PositiveMap::softplus;
-  for (bool st : {true, false}) {
-    s.straight_through = st;
-    Tensor x = Tensor::full({1}, 0.1);
-    x.set_requires_grad(true);
-    Tensor a = Tensor::scalar(positive_inverse(0.5, s.map)), sg = Tensor::scalar(positive_inverse(0.2, s.map));
-    a.set_requires_grad(true);
-    sg.set_requires_grad(true);
-    Tensor y = CustomFunction::apply<RqConcrete>({x, a, sg}, s);
-    REQUIRE(std::isfinite(y.item<float>()));
-    sum(y).backward();
-    REQUIRE(std::isfinite(x.grad().item<float>()));
-    REQUIRE(std::isfinite(a.grad().item<float>()));
-    REQUIRE(std::isfinite(sg.grad().item<float>()));
+    RqConcrete::Setup s;
+    s.range = grid_range(2, true);  // 4 levels: one block per element, element 0 uses block `base`
+    s.gen = gen;
+    s.base = hit;
+    s.map = PositiveMap::softplus;
+    for (bool st : {true, false}) {
+      s.straight_through = st;
+      Tensor x = Tensor::full({1}, 0.1);
+      x.set_requires_grad(true);
+      Tensor a = Tensor::scalar(positive_inverse(0.5, s.map)), sg = Tensor::scalar(positive_inverse(0.2, s.map));
+      a.set_requires_grad(true);
+      sg.set_requires_grad(true);
+      Tensor y = CustomFunction::apply<RqConcrete>({x, a, sg}, s);
+      REQUIRE(std::isfinite(y.item<float>()));
+      sum(y).backward();
+      REQUIRE(std::isfinite(x.grad().item<float>()));
+      REQUIRE(std::isfinite(a.grad().item<float>()));
+      REQUIRE(std::isfinite(sg.grad().item<float>()));
+    }
   }
 }
