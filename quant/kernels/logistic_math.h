@@ -47,22 +47,6 @@ LOWBIT_HOST_DEVICE inline float min0(float x) {  // min(x, 0); NaN: NaN on the h
   return std::min(x, 0.0f);
 #endif
 }
-// libm's logf and expf: in float they are faster per call than branch-free polynomials
-// (glibc's are table-driven), and the RQ pass does not vectorise across its levels.
-LOWBIT_HOST_DEVICE inline float logf_(float x) {
-#ifdef __CUDA_ARCH__
-  return logf(x);
-#else
-  return std::log(x);
-#endif
-}
-LOWBIT_HOST_DEVICE inline float expf_(float x) {
-#ifdef __CUDA_ARCH__
-  return expf(x);
-#else
-  return std::exp(x);
-#endif
-}
 LOWBIT_HOST_DEVICE inline bool finite(float x) {
 #ifdef __CUDA_ARCH__
   return isfinite(x);
@@ -144,8 +128,10 @@ struct RqElementResult {
 // float and strictly inside (0, 1) (the largest is 1 - 2^-24, whose -log is 2^-24 and not 0),
 // so -log(-log U) is finite for every word.
 LOWBIT_HOST_DEVICE inline float gumbel_of_word(uint32_t w) {
+  // libm's float log and exp (host and device): glibc's are table-driven and faster here than
+  // a branch-free polynomial, since this pass does not vectorise across its levels.
   const float U = static_cast<float>(w >> 9) * 0x1p-23f + 0x1p-24f;
-  return -logistic_detail::logf_(-logistic_detail::logf_(U));
+  return -logf(-logf(U));
 }
 
 // x at (alpha, sigma): the sample and, when `grad`, its gradient for upstream dy. `block(j, w)`
@@ -177,13 +163,13 @@ LOWBIT_HOST_DEVICE inline RqElementResult rq_element(float x, float dy, bool gra
   for (int k = k0; k <= k1; ++k) {
     if (k == k0 || k % 4 == 0) block(k / 4, w);
     const float pi = rr[k - k0] * inv_R;
-    const float a = logistic_detail::logf_(pi > kRqTinyMass ? pi : kRqTinyMass) + gumbel_of_word(w[k % 4]);
+    const float a = logf(pi > kRqTinyMass ? pi : kRqTinyMass) + gumbel_of_word(w[k % 4]);
     av[k - k0] = a;
     if (a > amax) amax = a, khard = k;
   }
   float zs = 0, zc = 0;
   const float inv_lam = 1.0f / lam;
-  for (int k = k0; k <= k1; ++k) zs += (av[k - k0] = logistic_detail::expf_((av[k - k0] - amax) * inv_lam));
+  for (int k = k0; k <= k1; ++k) zs += (av[k - k0] = expf((av[k - k0] - amax) * inv_lam));
   const float inv_zs = 1.0f / zs;
   for (int k = k0; k <= k1; ++k) {
     av[k - k0] *= inv_zs;  // z_k
