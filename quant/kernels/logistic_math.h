@@ -1,6 +1,6 @@
 // The element-wise math of the logistic-bin kernels, compiled for the host and (under nvcc)
 // the device from this one text, so the CPU and CUDA backends draw and round the same way:
-// fast_exp / tail_exp, the truncated bin masses of one value, and RQ's per-element
+// fast_exp / fast_log / tail_exp, the truncated bin masses of one value, and RQ's per-element
 // pass (Gumbel-max sample, concrete relaxation and its gradient).
 #pragma once
 
@@ -76,6 +76,30 @@ LOWBIT_HOST_DEVICE inline float fast_exp(float x) {
   return x < -87.0f ? 0.0f : p * scale;
 }
 
+// log for the kernels, for positive normal x (their inputs: masses clamped to >= 1e-30 and
+// Gumbel uniforms in (0, 1)); branch-free so loops over elements vectorise. Cephes' logf:
+// x = m 2^e with m in [sqrt(1/2), sqrt(2)), log(m) from a degree-9 polynomial in m - 1 (relative
+// error about 1e-7, and exact-to-rounding near 1, where the Gumbel noise needs it).
+LOWBIT_HOST_DEVICE inline float fast_log(float x) {
+  const int32_t b = logistic_detail::float_bits(x);
+  const float m0 = logistic_detail::bits_float((b & 0x007fffff) | 0x3f000000);  // [1/2, 1)
+  const bool low = m0 < 0.707106781186547524f;
+  const float e = static_cast<float>((b >> 23) - 126) - (low ? 1.0f : 0.0f);
+  const float m = (low ? m0 + m0 : m0) - 1.0f;
+  const float z = m * m;
+  float p = 7.0376836292e-2f;
+  p = p * m - 1.1514610310e-1f;
+  p = p * m + 1.1676998740e-1f;
+  p = p * m - 1.2420140846e-1f;
+  p = p * m + 1.4249322787e-1f;
+  p = p * m - 1.6668057665e-1f;
+  p = p * m + 2.0000714765e-1f;
+  p = p * m - 2.4999993993e-1f;
+  p = p * m + 3.3333331174e-1f;
+  const float y = p * m * z - 2.12194440e-4f * e - 0.5f * z;
+  return (m + y) + 0.693359375f * e;
+}
+
 // exp(min(x, 0)) for the scaled tail masses, 0 below e^-60: those masses are far under float
 // resolution next to the nearest one (which is O(1)), and their products would otherwise
 // reach denormal range, which costs a microcode assist per operation.
@@ -128,13 +152,13 @@ struct RqElementResult {
 // float and strictly inside (0, 1) (the largest is 1 - 2^-24, whose -log is 2^-24 and not 0),
 // so -log(-log U) is finite for every word.
 LOWBIT_HOST_DEVICE inline float gumbel_of_word(uint32_t w) {
-  // libm's float log and exp (host and device): glibc's are table-driven and faster here than
-  // a branch-free polynomial, since this pass does not vectorise across its levels.
   const float U = static_cast<float>(w >> 9) * 0x1p-23f + 0x1p-24f;
-  return -logf(-logf(U));
+  return -fast_log(-fast_log(U));
 }
 
-// x at (alpha, sigma): the sample and, when `grad`, its gradient for upstream dy. `block(j, w)`
+// x at (alpha, sigma): the sample and, when `grad`, its gradient for upstream dy. The CPU's
+// lane pass (quant/cpu/rq.cpp) is this function over many elements at once, operation for
+// operation; keep the two in step. `block(j, w)`
 // writes the 4 words of Philox block j of this element into w (level k uses word k % 4 of
 // block k / 4).
 template <class Block>
@@ -163,13 +187,13 @@ LOWBIT_HOST_DEVICE inline RqElementResult rq_element(float x, float dy, bool gra
   for (int k = k0; k <= k1; ++k) {
     if (k == k0 || k % 4 == 0) block(k / 4, w);
     const float pi = rr[k - k0] * inv_R;
-    const float a = logf(pi > kRqTinyMass ? pi : kRqTinyMass) + gumbel_of_word(w[k % 4]);
+    const float a = fast_log(pi > kRqTinyMass ? pi : kRqTinyMass) + gumbel_of_word(w[k % 4]);
     av[k - k0] = a;
     if (a > amax) amax = a, khard = k;
   }
   float zs = 0, zc = 0;
   const float inv_lam = 1.0f / lam;
-  for (int k = k0; k <= k1; ++k) zs += (av[k - k0] = expf((av[k - k0] - amax) * inv_lam));
+  for (int k = k0; k <= k1; ++k) zs += (av[k - k0] = fast_exp((av[k - k0] - amax) * inv_lam));
   const float inv_zs = 1.0f / zs;
   for (int k = k0; k <= k1; ++k) {
     av[k - k0] *= inv_zs;  // z_k

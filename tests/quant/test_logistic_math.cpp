@@ -1,7 +1,8 @@
 // The shared element-wise math of the logistic-bin kernels (quant/kernels/logistic_math.h):
-// fast_exp against libm, and the Gumbel noise of a Philox word.
+// fast_exp and fast_log against libm, and the Gumbel noise of a Philox word.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 
@@ -19,6 +20,22 @@ TEST_CASE("logistic math: fast_exp is exp to about 2e-7 relative, 0 below -87") 
   CHECK(fast_exp(-1e30f) == 0.0f);
   CHECK(tail_exp(-61.0f) == 0.0f);
   CHECK(tail_exp(5.0f) == 1.0f);
+}
+
+TEST_CASE("logistic math: fast_log is log to about 2e-7 absolute-or-relative over the positive normals") {
+  // every exponent, and a sweep of mantissas across the sqrt(1/2) switch
+  for (int ex = -126; ex <= 127; ++ex)
+    for (float m = 1.0f; m < 2.0f; m += 0.00731f) {
+      const float x = std::ldexp(m, ex);
+      const double ref = std::log(static_cast<double>(x));
+      REQUIRE(std::fabs(fast_log(x) - ref) <= 2e-7 * std::max(1.0, std::fabs(ref)));
+    }
+  CHECK(fast_log(1.0f) == 0.0f);
+  // next to 1 (the Gumbel noise of the largest uniforms) the relative error stays small too
+  for (float x : {1.0f - 0x1p-24f, 1.0f - 0x1p-20f, 1.0f + 0x1p-23f, 1.0f - 0x1p-10f}) {
+    const double ref = std::log(static_cast<double>(x));
+    CHECK(std::fabs(fast_log(x) - ref) <= 1e-6 * std::fabs(ref));
+  }
 }
 
 TEST_CASE("logistic math: the Gumbel noise of a word is finite at both ends and Gumbel-distributed") {
