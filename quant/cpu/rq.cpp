@@ -240,12 +240,7 @@ void rq_run(const Tensor& x_, const RqArgs& a, const float* dy, float* y, float*
   LOWBIT_CHECK(C >= 1 && n % C == 0, "rq kernel", n, " elements do not split into ", C, " channels");
   const int64_t inner = n / C;
   Setup s;
-  s.e.qmin = static_cast<float>(a.range.qmin);
-  s.e.qmax = static_cast<float>(a.range.qmax);
-  s.e.lam = a.temperature;
-  s.e.levels = static_cast<int>(a.range.levels());
-  s.e.window = a.window;
-  s.e.straight_through = a.straight_through;
+  s.e = rq_element_setup(a);
   s.bins = a.window > 0 ? std::min(2 * a.window + 1, s.e.levels) : s.e.levels;
   s.blocks = static_cast<uint64_t>((s.e.levels + 3) / 4);
   const float* px = x_.data<float>();

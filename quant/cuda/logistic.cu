@@ -328,12 +328,7 @@ void rq_launch(const Tensor& x, const Tensor* dy, const RqArgs& a, float* y, flo
   p.sigma_size = a.sigma_size;
   p.inner = n / channels;
   p.items_per_channel = (p.inner + kItem - 1) / kItem;
-  p.e.qmin = static_cast<float>(a.range.qmin);
-  p.e.qmax = static_cast<float>(a.range.qmax);
-  p.e.lam = a.temperature;
-  p.e.levels = static_cast<int>(a.range.levels());
-  p.e.window = a.window;
-  p.e.straight_through = a.straight_through;
+  p.e = rq_element_setup(a);
   p.key = a.gen.key();
   p.stream_id = a.gen.stream();
   p.base = a.base;

@@ -61,6 +61,17 @@ struct RqArgs {
   const float* sigma = nullptr;
   int64_t alpha_size = 1, sigma_size = 1;
 };
+// The per-element constants of rq_element (logistic_math.h) for one draw.
+inline RqElementSetup rq_element_setup(const RqArgs& a) {
+  RqElementSetup e;
+  e.qmin = static_cast<float>(a.range.qmin);
+  e.qmax = static_cast<float>(a.range.qmax);
+  e.lam = a.temperature;
+  e.levels = static_cast<int>(a.range.levels());
+  e.window = a.window;
+  e.straight_through = a.straight_through;
+  return e;
+}
 // y: the sample (soft, or hard with straight_through).
 using RqForwardKernel = void(const Tensor& x, const RqArgs& a, Tensor& y);
 // dx (f32, x's shape and device) and dalpha/dsigma (host, alpha_size/sigma_size entries,

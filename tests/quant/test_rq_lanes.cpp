@@ -76,13 +76,7 @@ TEST_CASE("rq lanes: the CPU pass is rq_element element for element") {
     cpu::rq_forward(x, a, y);
     cpu::rq_backward(x, dy, a, dx, da, ds);
 
-    RqElementSetup p;
-    p.qmin = static_cast<float>(a.range.qmin);
-    p.qmax = static_cast<float>(a.range.qmax);
-    p.lam = c.lam;
-    p.levels = static_cast<int>(a.range.levels());
-    p.window = c.window;
-    p.straight_through = c.st;
+    const RqElementSetup p = rq_element_setup(a);
     const uint64_t nb = static_cast<uint64_t>((p.levels + 3) / 4);
     std::vector<double> ra(da.size(), 0.0), rs(ds.size(), 0.0), ra_abs = ra, rs_abs = rs;
     int64_t y_diff = 0, dx_far = 0;
