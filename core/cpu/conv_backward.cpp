@@ -160,7 +160,7 @@ void weight_grad(const Conv2dGeometry& g, const float* dy, const float* x, float
 // dw[o][k] = sum over images and pixels of dy[o][p] * B[k][p], B the shifted input copies of
 // the stride-1 forward, as dot products along pixels. Partials per thread, added in order.
 void weight_grad_dots(const Conv2dGeometry& g, const float* dy, const float* x, float* dw) {
-  constexpr int MO = 4, NK = 6;
+  constexpr int MO = conv_tiles::kDotRows, NK = conv_tiles::kDotCols;
   const int64_t cg = g.c / g.groups, og = g.o / g.groups, K = cg * g.kh * g.kw, P = g.oh * g.ow;
   const ZLayout L = conv_layout::make_z_layout(g);
   // Images per pass: enough pixels to amortise each tile's horizontal sums, copies within L2.

@@ -11,10 +11,10 @@ namespace lowbit::cpu::conv_gemm {
 using conv_tiles::Tile;
 
 TileShape pick_tile(int64_t M, int64_t N) {
-  const TileShape cands[] = {{6, 4}, {8, 3}, {12, 2}, {24, 1}};
-  TileShape best = cands[0];
+  TileShape best{conv_tiles::kTiles[0].mr, conv_tiles::kTiles[0].nv};
   double best_cost = 0;
-  for (const TileShape& t : cands) {
+  for (const conv_tiles::TileDims& d : conv_tiles::kTiles) {
+    const TileShape t{d.mr, d.nv};
     const double cost = static_cast<double>((M + t.mr - 1) / t.mr * t.mr) *
                         static_cast<double>((N + t.cols() - 1) / t.cols() * t.cols());
     if (best_cost == 0 || cost < best_cost) best = t, best_cost = cost;
@@ -22,13 +22,18 @@ TileShape pick_tile(int64_t M, int64_t N) {
   return best;
 }
 
+// One instantiation per shape of conv_tiles::kTiles.
 TileFn tile_fn(TileShape t) {
+#if defined(__AVX512F__) || !(defined(__AVX2__) && defined(__FMA__))
   switch (t.nv) {
     case 4: return &conv_tiles::gemm_tile<6, 4>;
     case 3: return &conv_tiles::gemm_tile<8, 3>;
     case 2: return &conv_tiles::gemm_tile<12, 2>;
     default: return &conv_tiles::gemm_tile<24, 1>;
   }
+#else
+  return t.nv == 2 ? &conv_tiles::gemm_tile<3, 2> : &conv_tiles::gemm_tile<6, 1>;
+#endif
 }
 
 void pack_a(const float* src, int64_t M, int64_t K, bool transposed, int mr, float* out) {

@@ -11,14 +11,14 @@
 
 namespace lowbit::cpu::conv_gemm {
 
-// Register tile: MR rows by 16 * NV columns, 24 accumulators in every shape.
+// Register tile: MR rows by 16 * NV columns (the shapes of conv_tiles::kTiles).
 struct TileShape {
   int mr, nv;
   int64_t cols() const { return 16 * nv; }
 };
 using TileFn = void (*)(const conv_tiles::Tile&);
 
-// The shape that wastes the least on partial tiles of an M x N result (e.g. 6 x 64 for an
+// The shape that wastes the least on partial tiles of an M x N result (AVX-512: e.g. 6 x 64 for an
 // 8x8 image, 8 x 48 for 16 output channels).
 TileShape pick_tile(int64_t M, int64_t N);
 TileFn tile_fn(TileShape t);

@@ -1,12 +1,13 @@
 // The register-tile kernel behind the CPU convolution: one tile of a GEMM whose operands are
 // found through offset tables (B rows, and optionally A and C rows), so convolutions read
-// shifted input copies or channels-last images in place; AVX-512 where compiled for it.
+// shifted input copies or channels-last images in place; AVX-512 or AVX2 + FMA where compiled
+// for them (-march=native), else portable loops.
 #pragma once
 
 #include <cstdint>
 #include <type_traits>
 
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
 #include <immintrin.h>
 #endif
 
@@ -36,6 +37,20 @@ struct Tile {
 
 template <int MR, int NV>
 void gemm_tile(const Tile& t);
+
+// The register tiles of this build: {MR, NV} shapes that fill the vector registers without
+// spilling (AVX-512: 24 of its 32 zmm accumulate; AVX2: 12 of its 16 ymm, a 16-column group
+// being two 8-float vectors), and the dot_tile shape.
+struct TileDims {
+  int mr, nv;
+};
+#if defined(__AVX512F__) || !(defined(__AVX2__) && defined(__FMA__))
+inline constexpr TileDims kTiles[] = {{6, 4}, {8, 3}, {12, 2}, {24, 1}};
+inline constexpr int kDotRows = 4, kDotCols = 6;
+#else
+inline constexpr TileDims kTiles[] = {{3, 2}, {6, 1}};
+inline constexpr int kDotRows = 3, kDotCols = 4;
+#endif
 
 // Dot-product tile for reductions along contiguous rows (weight gradients of layers with few
 // input channels), dw[MO rows, NK columns]:
@@ -132,6 +147,104 @@ void dot_tile(int nimg, const float* const* dy, const float* const* z, int64_t P
   }
   for (int i = 0; i < mo; ++i)
     for (int j = 0; j < nk; ++j) dw[i * ldw + j] += _mm512_reduce_add_ps(acc[i][j]);
+}
+
+#elif defined(__AVX2__) && defined(__FMA__)
+
+// Lanes [0, rem) of an 8-float vector (rem clamped to 0..8), as a maskload/maskstore mask.
+inline __m256i lanes_below(int rem) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(rem < 0 ? 0 : rem > 8 ? 8 : rem), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+// The AVX-512 kernel's loops on 8-float vectors: each 16-column group is two of them.
+template <int MR, int NV>
+void gemm_tile(const Tile& t) {
+  constexpr int NW = 2 * NV;
+  __m256i m[NW];
+  for (int w = 0; w < NW; ++w) m[w] = lanes_below(t.n - 8 * w);
+  __m256 acc[MR][NW];
+  for (int i = 0; i < MR; ++i)
+    for (int w = 0; w < NW; ++w) acc[i][w] = _mm256_setzero_ps();
+  const float* ar[MR];
+  if (t.arow)
+    for (int i = 0; i < MR; ++i) ar[i] = t.a + t.arow[i < t.mv ? i : t.mv - 1];
+  const float* a = t.a;
+  const float* z = t.z;
+  const int64_t* off = t.off;
+  const int64_t K = t.K, ldk = t.ldk;
+  auto run = [&](auto masked, auto rows) {
+    for (int64_t k = 0; k < K; ++k) {
+      const float* zk = z + off[k];
+      __m256 b[NW];
+      for (int w = 0; w < NW; ++w) b[w] = masked ? _mm256_maskload_ps(zk + 8 * w, m[w]) : _mm256_loadu_ps(zk + 8 * w);
+      for (int i = 0; i < MR; ++i) {
+        const __m256 av = _mm256_set1_ps(rows ? ar[i][k] : a[k * ldk + i]);
+        for (int w = 0; w < NW; ++w) acc[i][w] = _mm256_fmadd_ps(av, b[w], acc[i][w]);
+      }
+    }
+  };
+  // Masked loads keep a partial tile from reading past its rows; full tiles use plain ones.
+  const bool full = t.n >= 8 * NW;
+  if (t.arow) {
+    if (full) run(std::false_type{}, std::true_type{});
+    else run(std::true_type{}, std::true_type{});
+  } else {
+    if (full) run(std::false_type{}, std::false_type{});
+    else run(std::true_type{}, std::false_type{});
+  }
+  for (int i = 0; i < t.mv; ++i) {
+    float* ci = t.c + (t.crow ? t.crow[i] : i * t.ldc);
+    for (int w = 0; w < NW; ++w) {
+      const int rem = t.n - 8 * w;
+      if (rem <= 0) break;
+      __m256 v = acc[i][w];
+      if (rem >= 8) {
+        if (t.accumulate) v = _mm256_add_ps(v, _mm256_loadu_ps(ci + 8 * w));
+        else if (t.bias) v = _mm256_add_ps(v, _mm256_set1_ps(t.bias[i]));
+        _mm256_storeu_ps(ci + 8 * w, v);
+      } else {
+        if (t.accumulate) v = _mm256_add_ps(v, _mm256_maskload_ps(ci + 8 * w, m[w]));
+        else if (t.bias) v = _mm256_add_ps(v, _mm256_set1_ps(t.bias[i]));
+        _mm256_maskstore_ps(ci + 8 * w, m[w], v);
+      }
+    }
+  }
+}
+
+// The sum of the 8 lanes, in one fixed order.
+inline float lanes_sum(__m256 v) {
+  const __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  const __m128 q = _mm_add_ps(h, _mm_movehl_ps(h, h));
+  return _mm_cvtss_f32(_mm_add_ss(q, _mm_shuffle_ps(q, q, 1)));
+}
+
+template <int MO, int NK>
+void dot_tile(int nimg, const float* const* dy, const float* const* z, int64_t P, const int64_t* dy_off,
+              const int64_t* off, float* dw, int64_t ldw, int mo, int nk) {
+  __m256 acc[MO][NK];
+  for (int i = 0; i < MO; ++i)
+    for (int j = 0; j < NK; ++j) acc[i][j] = _mm256_setzero_ps();
+  const int64_t full = P / 8 * 8;
+  const __m256i tail = lanes_below(static_cast<int>(P - full));
+  for (int im = 0; im < nimg; ++im) {
+    const float* dyr[MO];
+    const float* zr[NK];
+    for (int i = 0; i < MO; ++i) dyr[i] = dy[im] + dy_off[i];
+    for (int j = 0; j < NK; ++j) zr[j] = z[im] + off[j];
+    auto step = [&](int64_t p, auto masked) {
+      __m256 b[NK];
+      for (int j = 0; j < NK; ++j) b[j] = masked ? _mm256_maskload_ps(zr[j] + p, tail) : _mm256_loadu_ps(zr[j] + p);
+      for (int i = 0; i < MO; ++i) {
+        const __m256 d = masked ? _mm256_maskload_ps(dyr[i] + p, tail) : _mm256_loadu_ps(dyr[i] + p);
+        for (int j = 0; j < NK; ++j) acc[i][j] = _mm256_fmadd_ps(d, b[j], acc[i][j]);
+      }
+    };
+    for (int64_t p = 0; p < full; p += 8) step(p, std::false_type{});
+    // Both operands masked to zero past P, so whatever lies beyond the rows never enters the sum.
+    if (P > full) step(full, std::true_type{});
+  }
+  for (int i = 0; i < mo; ++i)
+    for (int j = 0; j < nk; ++j) dw[i * ldw + j] += lanes_sum(acc[i][j]);
 }
 
 #else  // portable versions: the same loops on scalars, left to the compiler to vectorise
