@@ -219,9 +219,15 @@ inline void lane_sums(Lanes& L, int cnt, const Chan& ch, const CodeMask& m, int 
 // lane_sums for the common case, no mask and no groups (every v is 1 inside the window),
 // written with GCC vector types so the per-element sums stay in registers across the
 // boundary loop (the array form loads and stores them at every boundary).
-using VecF = float __attribute__((vector_size(64)));
-using VecI = int32_t __attribute__((vector_size(64)));
+// One vector register's width: 16 floats with AVX-512, else 8 (a 16-float type would be split
+// into register pairs, and its 14 live values spill from AVX2's 16 registers).
+#ifdef __AVX512F__
 constexpr int kVec = 16;
+#else
+constexpr int kVec = 8;
+#endif
+using VecF = float __attribute__((vector_size(4 * kVec)));
+using VecI = int32_t __attribute__((vector_size(4 * kVec)));
 
 inline VecF vec_load(const float* p) {
   VecF v;
@@ -230,7 +236,7 @@ inline VecF vec_load(const float* p) {
 }
 inline void vec_store(float* p, VecF v) { __builtin_memcpy(p, &v, sizeof(v)); }
 
-// fast_exp (cpq_kernel.h) on 16 lanes.
+// fast_exp (logistic_math.h) on kVec lanes.
 inline VecF vec_exp(VecF x) {
   const VecF lo = VecF{} - 87.0f, hi = VecF{} + 88.0f, zero = VecF{};
   VecF xc = x < lo ? lo : x;
