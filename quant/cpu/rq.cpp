@@ -5,7 +5,8 @@
 // so the two give the same numbers (tests/quant/test_rq_lanes.cpp holds them to it).
 // This file is compiled with -fno-trapping-math (CMakeLists.txt): under the default GCC will not
 // execute a float operation that one arm of a conditional guards (it could raise a flag) for
-// every lane, so none of these loops would vectorise. The values computed do not change.
+// every lane without masked vector arithmetic (AVX2), so none of these loops would vectorise
+// there. The values computed do not change.
 #include <algorithm>
 #include <cmath>
 #include <vector>
