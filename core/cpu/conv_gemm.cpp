@@ -24,16 +24,13 @@ TileShape pick_tile(int64_t M, int64_t N) {
 
 // One instantiation per shape of conv_tiles::kTiles.
 TileFn tile_fn(TileShape t) {
-#if defined(__AVX512F__) || !(defined(__AVX2__) && defined(__FMA__))
+  if constexpr (conv_tiles::kAvx2Tiles) return t.nv == 2 ? &conv_tiles::gemm_tile<3, 2> : &conv_tiles::gemm_tile<6, 1>;
   switch (t.nv) {
     case 4: return &conv_tiles::gemm_tile<6, 4>;
     case 3: return &conv_tiles::gemm_tile<8, 3>;
     case 2: return &conv_tiles::gemm_tile<12, 2>;
     default: return &conv_tiles::gemm_tile<24, 1>;
   }
-#else
-  return t.nv == 2 ? &conv_tiles::gemm_tile<3, 2> : &conv_tiles::gemm_tile<6, 1>;
-#endif
 }
 
 void pack_a(const float* src, int64_t M, int64_t K, bool transposed, int mr, float* out) {

@@ -45,9 +45,11 @@ struct TileDims {
   int mr, nv;
 };
 #if defined(__AVX512F__) || !(defined(__AVX2__) && defined(__FMA__))
+inline constexpr bool kAvx2Tiles = false;
 inline constexpr TileDims kTiles[] = {{6, 4}, {8, 3}, {12, 2}, {24, 1}};
 inline constexpr int kDotRows = 4, kDotCols = 6;
 #else
+inline constexpr bool kAvx2Tiles = true;
 inline constexpr TileDims kTiles[] = {{3, 2}, {6, 1}};
 inline constexpr int kDotRows = 3, kDotCols = 4;
 #endif
