@@ -61,14 +61,21 @@ void cpq_backward(const float* x, const float* dy, int64_t numel, const CpqArgs&
       for (int64_t b = items[it].begin; b < items[it].end; b += kLanes) {
         const int cnt = static_cast<int>(std::min<int64_t>(kLanes, items[it].end - b));
         const float fn = static_cast<float>(n), alpha = ch.alpha;
-        // local restrict pointers: through the captured references GCC gathers x lane by lane
-        const float* __restrict xb = x + b;
-        const float* __restrict dyb = dy + b;
+        // The block's x and dy, zero past a short block, so the loops below run over whole
+        // lanes with a fixed count (GCC vectorises them; with cnt as the bound it kept the
+        // first one scalar).
+        float xs[kLanes], dys[kLanes];
+        std::copy_n(x + b, cnt, xs);
+        std::copy_n(dy + b, cnt, dys);
+        std::fill(xs + cnt, xs + kLanes, 0.0f);
+        std::fill(dys + cnt, dys + kLanes, 0.0f);
+        const float* __restrict xb = xs;
+        const float* __restrict dyb = dys;
         float* __restrict lu = L.u;
         float* __restrict lz = L.z;
         float* __restrict lkx = L.kx;
 #pragma omp simd
-        for (int e = 0; e < cnt; ++e) {
+        for (int e = 0; e < kLanes; ++e) {
           const float u = xb[e] / alpha, z = u - qmin;
           lu[e] = u;
           lz[e] = z;
@@ -76,10 +83,9 @@ void cpq_backward(const float* x, const float* dy, int64_t numel, const CpqArgs&
           const float kx = round_even(std::min(std::max(z, -2.0f), fn + 1.0f));
           lkx[e] = kx == kx ? std::min(std::max(kx, -1.0f), fn) : -1.0f;
         }
-        for (int e = 0; e < cnt; ++e) {
-          L.mk[e] = a.mask.elem_mask ? a.mask.elem_mask[b + e] : a.mask.tensor_mask;
-          L.mki[e] = L.mk[e];
-        }
+        if (a.mask.elem_mask) std::copy_n(a.mask.elem_mask + b, cnt, L.mk);
+        else std::fill(L.mk, L.mk + cnt, a.mask.tensor_mask);
+        for (int e = 0; e < cnt; ++e) L.mki[e] = L.mk[e];
         int k0 = 0, k1 = n - 1, half = n;
         nearest_codes(L.u, L.mk, cnt, a.range, a.mask, L.code);
         // lane_sums_local walks each element's window around its nearest surviving code
@@ -116,13 +122,17 @@ void cpq_backward(const float* x, const float* dy, int64_t numel, const CpqArgs&
         }
         if (out.alpha_direct)
           for (int e = 0; e < cnt; ++e) ga[e] += L.code[e] + qmin;
-        double da = 0, ds = 0;
-        for (int e = 0; e < cnt; ++e) {
-          da += static_cast<double>(dyb[e] * ga[e]);
-          ds += static_cast<double>(dyb[e] * gs[e]);
-        }
-        acc[0] += da;
-        acc[1] += ds;
+        std::fill(ga + cnt, ga + kLanes, 0.0f);
+        std::fill(gs + cnt, gs + kLanes, 0.0f);
+        // in four double lanes: one running sum is a chain of dependent adds
+        double da[4] = {}, ds[4] = {};
+        for (int e = 0; e < kLanes; e += 4)
+          for (int j = 0; j < 4; ++j) {
+            da[j] += static_cast<double>(dyb[e + j] * ga[e + j]);
+            ds[j] += static_cast<double>(dyb[e + j] * gs[e + j]);
+          }
+        acc[0] += (da[0] + da[1]) + (da[2] + da[3]);
+        acc[1] += (ds[0] + ds[1]) + (ds[2] + ds[3]);
         // dweight_g += sum_e dy_e alpha (K_g - mu S_g) / R
         for (int g = 0; g < groups; ++g) {
           double sum = 0;

@@ -145,8 +145,10 @@ void conv2d_backward(const Conv2dGeometry& g, const Tensor& dy, const Tensor& x,
     return;
   }
   if (dx) {
+    const bool direct = unit_stride(g) && g.dil_h == 1 && g.c / g.groups <= 2;
     const bool as_conv = unit_stride(g) && g.pad_h <= g.dil_h * (g.kh - 1) && g.pad_w <= g.dil_w * (g.kw - 1);
-    if (as_conv) data_grad_as_conv(g, pdy, w.data<float>(), dx->data<float>());
+    if (direct) data_grad_direct(g, pdy, w.data<float>(), dx->data<float>());
+    else if (as_conv) data_grad_as_conv(g, pdy, w.data<float>(), dx->data<float>());
     else data_grad_channels_last(g, pdy, w.data<float>(), dx->data<float>());
   }
   if (dw) {

@@ -1,6 +1,7 @@
 // CPU conv2d gradients: the data gradient (stride 1 as a forward convolution, otherwise by
-// scatter-adds into a channels-last image), the weight gradient (a GEMM over pixels, or dot
-// products for few input channels) and the bias gradient.
+// scatter-adds into a channels-last image, direct row updates for few input channels), the
+// weight gradient (a GEMM over pixels, or dot products for few input channels) and the bias
+// gradient.
 // GCC 12 flags _mm512_undefined_ps() inside its own AVX-512 headers (a false positive,
 // GCC PR 105593); the pragma precedes every include so it covers them.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -72,6 +73,72 @@ void data_grad_channels_last(const Conv2dGeometry& g, const float* dy, const flo
       for (int64_t r = 0; r < g.h; ++r)
         conv_layout::transpose(dxt.data<float>() + ((r + g.pad_h) * wp + g.pad_w) * cg, cg, g.w, cg, dxi + r * g.w,
                                g.h * g.w);
+    }
+  });
+}
+
+// dx for stride 1 (rows undilated) and few input channels per group: a grayscale or RGB first
+// layer, whose data gradient a learned input quantizer needs. The GEMM paths put those
+// channels on a tile's rows, so with one or three of them most of each tile computes nothing
+// (and the forward-convolution path first builds a copy of dy per tap). Here
+//   dx[c][r][s] = sum over o, ki, kj of w[o][c][ki][kj] * dy[o][r + ph - ki][s + pw - kj dw]
+// is summed for two rows of dx and 32 columns at a time in registers: a segment of dy row d
+// serves row r with tap ki = r + ph - d and row r + 1 with ki + 1, so each load feeds two
+// FMAs. dy is read from a zero-padded copy of the image's planes; one thread sums each image.
+void data_grad_direct(const Conv2dGeometry& g, const float* dy, const float* w, float* dx) {
+  using V = float __attribute__((vector_size(32)));
+  constexpr int64_t kV = 8, kCols = 4 * kV;
+  const int64_t cg = g.c / g.groups, og = g.o / g.groups, kh = g.kh, kw = g.kw;
+  // dy row i sits at plane row i + top, column j at column j + left; the planes reach every
+  // row and 32-column block that a (possibly odd, discarded) row pair reads.
+  const int64_t top = std::max<int64_t>(0, kh - 1 - g.pad_h);
+  const int64_t left = std::max<int64_t>(0, g.dil_w * (kw - 1) - g.pad_w);
+  const int64_t wr = (g.w + kCols - 1) / kCols * kCols;
+  const int64_t hp = std::max(g.oh, g.h + g.pad_h + 1) + top, wp = std::max(wr + g.pad_w, g.ow) + left;
+  const int64_t plane = hp * wp;
+  // Per (o, c): the taps with a zero row above and below (row m holds w[m - 1]).
+  std::vector<float> wt(static_cast<size_t>(g.o * cg * (kh + 2) * kw), 0.0f);
+  for (int64_t oc = 0; oc < g.o * cg; ++oc)
+    std::copy_n(w + oc * kh * kw, kh * kw, wt.data() + (oc * (kh + 2) + 1) * kw);
+  parallel_for(g.n * g.groups, 1, [&](int64_t b, int64_t e) {
+    Tensor pad_t = Tensor::zeros({og * plane});  // the copies below leave the borders zero
+    float* pad = pad_t.data<float>();
+    float out[2][kCols];
+    for (int64_t it = b; it < e; ++it) {
+      const int64_t img = it / g.groups, grp = it % g.groups;
+      for (int64_t oi = 0; oi < og; ++oi)
+        for (int64_t i = 0; i < g.oh; ++i)
+          std::copy_n(dy + ((img * g.o + grp * og + oi) * g.oh + i) * g.ow, g.ow,
+                      pad + oi * plane + (i + top) * wp + left);
+      for (int64_t ci = 0; ci < cg; ++ci) {
+        float* dxc = dx + (img * g.c + grp * cg + ci) * g.h * g.w;
+        for (int64_t r = 0; r < g.h; r += 2)
+          for (int64_t s0 = 0; s0 < g.w; s0 += kCols) {
+            V a0[4] = {}, a1[4] = {};
+            for (int64_t oi = 0; oi < og; ++oi) {
+              const float* wk = wt.data() + ((grp * og + oi) * cg + ci) * (kh + 2) * kw;
+              // dy row d = r + ph + 1 - m (m = 0..kh): row r's tap m - 1, row r + 1's tap m
+              const float* base = pad + oi * plane + (r + g.pad_h + 1 + top) * wp + s0 + g.pad_w + left;
+              for (int64_t m = 0; m <= kh; ++m) {
+                const float* row = base - m * wp;
+                for (int64_t kj = 0; kj < kw; ++kj) {
+                  const float* src = row - kj * g.dil_w;
+                  const float w0 = wk[m * kw + kj], w1 = wk[(m + 1) * kw + kj];
+                  for (int v = 0; v < 4; ++v) {
+                    V x;
+                    __builtin_memcpy(&x, src + v * kV, sizeof(V));
+                    a0[v] += w0 * x;
+                    a1[v] += w1 * x;
+                  }
+                }
+              }
+            }
+            __builtin_memcpy(out[0], a0, sizeof(a0));
+            __builtin_memcpy(out[1], a1, sizeof(a1));
+            const int64_t cols = std::min(kCols, g.w - s0);
+            for (int64_t q = 0; q < 2 && r + q < g.h; ++q) std::copy_n(out[q], cols, dxc + (r + q) * g.w + s0);
+          }
+      }
     }
   });
 }

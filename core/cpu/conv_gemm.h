@@ -58,6 +58,7 @@ void forward_shifted(const Conv2dGeometry& g, const float* x, const float* w, co
 void forward_channels_last(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y);
 void data_grad_as_conv(const Conv2dGeometry& g, const float* dy, const float* w, float* dx);
 void data_grad_channels_last(const Conv2dGeometry& g, const float* dy, const float* w, float* dx);
+void data_grad_direct(const Conv2dGeometry& g, const float* dy, const float* w, float* dx);
 void weight_grad(const Conv2dGeometry& g, const float* dy, const float* x, float* dw);
 void weight_grad_dots(const Conv2dGeometry& g, const float* dy, const float* x, float* dw);
 void bias_grad(const Conv2dGeometry& g, const float* dy, float* db);

@@ -134,6 +134,11 @@ TEST_CASE("conv2d: forward and gradients match naive loops") {
       {1, 2, 9, 23, 3, 3, 3, opts({2, 2}, {2, 1}, {1, 2})},        // stride 2, 16 <= w < 32, dilated
       {2, 32, 9, 9, 8, 3, 3, opts({2, 2}, {1, 1}, {1, 1}, 2)},     // groups on the channels-last paths
       {2, 20, 6, 6, 7, 1, 1, opts({1, 1}, {0, 0})},                // 1x1 with a wide channel segment
+      {3, 1, 28, 28, 32, 5, 5, opts({1, 1}, {0, 0})},              // one input channel (direct dx), LeNet's first layer
+      {1, 1, 9, 40, 3, 3, 3, opts({1, 1}, {2, 4})},                // one channel, two column blocks, wide padding
+      {1, 2, 7, 33, 4, 3, 3, opts({1, 1}, {1, 5}, {1, 2})},        // two channels, dilated columns, odd rows
+      {2, 2, 6, 5, 3, 3, 3, opts({1, 1}, {1, 1}, {2, 1})},         // dilated rows: the GEMM dx
+      {2, 4, 5, 35, 8, 3, 1, opts({1, 1}, {4, 0}, {1, 1}, 4)},     // one channel per group, padding past the reach
   };
   uint64_t seed = 100;
   for (const Case& k : cases) {
