@@ -30,11 +30,6 @@ struct Chan {
   float alpha, s, inv_s;  // s = sigma / alpha
 };
 
-// nearbyint for |v| < 2^22 (callers clamp first): adding 1.5 * 2^23 rounds to an integer in
-// the current (round-to-nearest-even) mode. std::nearbyint and std::floor may raise the
-// inexact flag, which keeps GCC from vectorising them under -ftrapping-math.
-inline float round_even(float v) { return (v + 12582912.0f) - 12582912.0f; }
-
 // The weight of code k for an element whose mask byte is mk.
 inline float code_v(const CodeMask& m, int k, uint8_t mk) {
   const float w = m.weight ? m.weight[k] : 1.0f;

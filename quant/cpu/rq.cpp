@@ -21,9 +21,6 @@ namespace {
 constexpr int64_t kItem = 4096;  // elements per reduction block (fixed: independent of threads)
 constexpr int kLanes = 64;
 
-// nearbyint for |v| < 2^22 without the inexact-flag call that keeps GCC from vectorising.
-inline float round_even(float v) { return (v + 12582912.0f) - 12582912.0f; }
-
 struct Setup {
   RqElementSetup e;
   int bins = 1;  // bins per element: all levels, or 2 * window + 1

@@ -56,6 +56,11 @@ LOWBIT_HOST_DEVICE inline bool finite(float x) {
 }
 }  // namespace logistic_detail
 
+// nearbyint for |v| < 2^22 (callers clamp first): adding 1.5 * 2^23 rounds to an integer in
+// the current (round-to-nearest-even) mode. std::nearbyint and std::floor may raise the
+// inexact flag, which keeps GCC from vectorising them under -ftrapping-math.
+LOWBIT_HOST_DEVICE inline float round_even(float v) { return (v + 12582912.0f) - 12582912.0f; }
+
 // exp for the kernels: branch-free so loops over elements vectorise (Cephes' expf polynomial,
 // relative error about 2e-7); 0 below -87, where the result would be denormal.
 LOWBIT_HOST_DEVICE inline float fast_exp(float x) {
