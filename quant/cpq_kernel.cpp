@@ -61,9 +61,8 @@ void cpq_backward(const float* x, const float* dy, int64_t numel, const CpqArgs&
       for (int64_t b = items[it].begin; b < items[it].end; b += kLanes) {
         const int cnt = static_cast<int>(std::min<int64_t>(kLanes, items[it].end - b));
         const float fn = static_cast<float>(n), alpha = ch.alpha;
-        // The block's x and dy, zero past a short block, so the loops below run over whole
-        // lanes with a fixed count (GCC vectorises them; with cnt as the bound it kept the
-        // first one scalar).
+        // The block's x and dy, zero past a short block, so the loops below can run over
+        // whole lanes with a fixed count.
         float xs[kLanes], dys[kLanes];
         std::copy_n(x + b, cnt, xs);
         std::copy_n(dy + b, cnt, dys);
