@@ -78,12 +78,9 @@ void cpq_backward(const float* x, const float* dy, int64_t numel, const CpqArgs&
           const float u = xb[e] / alpha, z = u - qmin;
           lu[e] = u;
           lz[e] = z;
-          // the bin holding x (either one on a boundary), clamped to [-1, n]; NaN -> -1.
-          // Selects of values: std::min/max return references, which GCC vectorised here as
-          // gathers behind a runtime check that kept the scalar loop.
-          const float zc = z < -2.0f ? -2.0f : (z > fn + 1.0f ? fn + 1.0f : z);
-          const float kx = round_even(zc);
-          lkx[e] = kx == kx ? (kx < -1.0f ? -1.0f : (kx > fn ? fn : kx)) : -1.0f;
+          // the bin holding x (either one on a boundary), clamped to [-1, n]; NaN -> -1
+          const float kx = round_even(logistic_detail::clampf(z, -2.0f, fn + 1.0f));
+          lkx[e] = kx == kx ? logistic_detail::clampf(kx, -1.0f, fn) : -1.0f;
         }
         if (a.mask.elem_mask) std::copy_n(a.mask.elem_mask + b, cnt, L.mk);
         else std::fill(L.mk, L.mk + cnt, a.mask.tensor_mask);

@@ -45,7 +45,7 @@ inline void nearest_codes(const float* u, const uint8_t* mk, int cnt, GridRange 
 #pragma omp simd
   for (int e = 0; e < cnt; ++e) {
     // clamping to integers before rounding gives clamp(nearbyint(u)), grid_code()'s value
-    const float c = round_even(std::min(std::max(u[e], lo), hi)) - lo;
+    const float c = round_even(logistic_detail::clampf(u[e], lo, hi)) - lo;
     code[e] = c == c ? c : 0.0f;  // NaN -> code 0 (the caller keeps NaN itself)
   }
   if (!m.any()) return;

@@ -32,12 +32,15 @@ LOWBIT_HOST_DEVICE inline float bits_float(int32_t i) {
   return std::bit_cast<float>(i);
 #endif
 }
-// The host forms keep std::min/max (x86 minss/maxss), which the CPQ lane loops vectorise.
+// The host form is std::min(std::max(x, lo), hi) written as selects of values (NaN stays NaN):
+// std::min/max return references, which GCC may vectorise as gathers behind a runtime check
+// that keeps the scalar loop (it did in cpq_backward's block prologue).
 LOWBIT_HOST_DEVICE inline float clampf(float x, float lo, float hi) {
 #ifdef __CUDA_ARCH__
   return fminf(fmaxf(x, lo), hi);
 #else
-  return std::min(std::max(x, lo), hi);
+  const float m = x < lo ? lo : x;
+  return hi < m ? hi : m;
 #endif
 }
 LOWBIT_HOST_DEVICE inline float min0(float x) {  // min(x, 0); NaN: NaN on the host, 0 on the device
