@@ -13,6 +13,8 @@
 #include <set>
 #include <system_error>
 
+#include "private/json_fields.h"
+
 namespace lowbit {
 namespace {
 
@@ -153,15 +155,10 @@ struct Entry {
 };
 
 // A JSON value for an error message, cut short: a corrupt header can hold megabytes in one value.
-std::string brief(const Json& j) {
-  std::string s = j.dump();
-  return s.size() > 80 ? s.substr(0, 77) + "..." : s;
-}
-
 std::string tensor_ref(const std::string& name) { return "tensor '" + name + "'"; }
 
 const DiskType& parse_dtype(const Json& j, const std::string& name, const std::string& where) {
-  if (!j.is_string()) throw Error(tensor_ref(name) + ": \"dtype\" must be a string, got " + brief(j), where);
+  if (!j.is_string()) throw Error(tensor_ref(name) + ": \"dtype\" must be a string, got " + json_brief(j), where);
   std::string s = j.get<std::string>();
   for (const DiskType& d : kDiskTypes)
     if (s == d.name) return d;
@@ -196,35 +193,35 @@ Entry parse_entry(const std::string& name, const Json& j, uint64_t data_len, con
   e.type = &parse_dtype(j["dtype"], name, where);
 
   const Json& shape = j["shape"];
-  if (!shape.is_array()) throw Error(what + ": \"shape\" must be an array of integers, got " + brief(shape), where);
+  if (!shape.is_array()) throw Error(what + ": \"shape\" must be an array of integers, got " + json_brief(shape), where);
   int64_t nonzero_product = 1;
   bool has_zero = false;
   for (const Json& d : shape) {
     uint64_t v = 0;
     if (!as_unsigned(d, v) || v > static_cast<uint64_t>(INT64_MAX))
-      throw Error(what + ": shape " + brief(shape) + " has a dimension that is not a non-negative integer", where);
+      throw Error(what + ": shape " + json_brief(shape) + " has a dimension that is not a non-negative integer", where);
     int64_t dim = static_cast<int64_t>(v);
     e.shape.push_back(dim);
     if (dim == 0) has_zero = true;
     // Even with a zero dimension the other dims must multiply within int64, so shape code never overflows.
     else if (__builtin_mul_overflow(nonzero_product, dim, &nonzero_product))
-      throw Error(what + ": shape " + brief(shape) + " has more elements than int64 can count", where);
+      throw Error(what + ": shape " + json_brief(shape) + " has more elements than int64 can count", where);
   }
   e.numel = has_zero ? 0 : nonzero_product;
 
   const Json& offs = j["data_offsets"];
   if (!offs.is_array() || offs.size() != 2 || !as_unsigned(offs[0], e.begin) || !as_unsigned(offs[1], e.end))
-    throw Error(what + ": \"data_offsets\" must be [begin, end] with non-negative integers, got " + brief(offs), where);
-  if (e.end < e.begin) throw Error(what + ": data_offsets " + brief(offs) + " end before they begin", where);
+    throw Error(what + ": \"data_offsets\" must be [begin, end] with non-negative integers, got " + json_brief(offs), where);
+  if (e.end < e.begin) throw Error(what + ": data_offsets " + json_brief(offs) + " end before they begin", where);
   if (e.end > data_len)
-    throw Error(what + ": data_offsets " + brief(offs) + " run past the data section, which is " +
+    throw Error(what + ": data_offsets " + json_brief(offs) + " run past the data section, which is " +
                     std::to_string(data_len) + " bytes",
                 where);
   uint64_t nbytes = 0;
   if (__builtin_mul_overflow(static_cast<uint64_t>(e.numel), e.type->size, &nbytes) || nbytes != e.end - e.begin)
     throw Error(what + ": shape " + shape_str(e.shape) + " of " + e.type->name + " needs " +
                     std::to_string(static_cast<uint64_t>(e.numel)) + " x " + std::to_string(e.type->size) +
-                    " bytes, but data_offsets " + brief(offs) + " hold " + std::to_string(e.end - e.begin),
+                    " bytes, but data_offsets " + json_brief(offs) + " hold " + std::to_string(e.end - e.begin),
                 where);
   return e;
 }
@@ -236,7 +233,7 @@ std::map<std::string, std::string> parse_metadata(const Json& j, const std::stri
     throw Error("\"__metadata__\" must be an object of strings, got " + std::string(j.type_name()), where);
   for (auto it = j.begin(); it != j.end(); ++it) {
     if (!it.value().is_string())
-      throw Error("\"__metadata__\" value of key '" + it.key() + "' must be a string, got " + brief(it.value()), where);
+      throw Error("\"__metadata__\" value of key '" + it.key() + "' must be a string, got " + json_brief(it.value()), where);
     out[it.key()] = it.value().get<std::string>();
   }
   return out;

@@ -5,10 +5,12 @@
 
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <set>
 
 #include "../core/autograd.h"
+#include "../core/private/json_fields.h"
 #include "../core/safetensors.h"
 #include "qlinear.h"
 #include "quantize_model.h"
@@ -97,11 +99,13 @@ nlohmann::json read_manifest(const std::string& path) {
   } catch (const nlohmann::json::exception& e) {
     throw Error(std::string("corrupt manifest (not valid JSON): ") + e.what(), path);
   }
-  LOWBIT_CHECK(j.is_object() && j.value("format", "") == "lowbit-export", path,
+  LOWBIT_CHECK(j.is_object() && j.contains("format") && j["format"] == "lowbit-export", path,
                "not a lowbit export manifest (format is not \"lowbit-export\")");
   LOWBIT_CHECK(j.contains("version") && j["version"].is_number_integer(), path, "manifest has no integer version");
-  const int v = j["version"].get<int>();
-  LOWBIT_CHECK(v >= 1 && v <= kFormatVersion, path, "manifest version ", v, " is not supported (this build reads 1..",
+  const nlohmann::json& v = j["version"];
+  const bool known = v.is_number_unsigned() ? v.get<uint64_t>() >= 1 && v.get<uint64_t>() <= kFormatVersion
+                                            : v.get<int64_t>() >= 1 && v.get<int64_t>() <= kFormatVersion;
+  LOWBIT_CHECK(known, path, "manifest version ", json_brief(v), " is not supported (this build reads 1..",
                kFormatVersion, ")");
   LOWBIT_CHECK(j.contains("tensors") && j["tensors"].is_array() && j.contains("activations") &&
                    j["activations"].is_array() && j.contains("blob_bytes") && j["blob_bytes"].is_number_unsigned(),
@@ -212,38 +216,34 @@ NamedTensors load_exported(const std::string& dir) {
     const std::string label = e.is_object() && e.contains("name") && e["name"].is_string()
                                   ? e["name"].get<std::string>()
                                   : "tensors[" + std::to_string(i) + "]";
-    try {
-      LOWBIT_CHECK(e.is_object(), mpath, label, ": not an object");
-      Shape shape = e.at("shape").get<Shape>();
-      for (int64_t d : shape) LOWBIT_CHECK(d >= 0, mpath, label, ": negative dimension");
-      const int bits = e.at("bits").get<int>();
-      LOWBIT_CHECK(bits >= 1 && bits <= 16, mpath, label, ": bits ", bits, " outside 1..16");
-      const bool is_signed = e.at("signed").get<bool>();
-      const uint64_t offset = e.at("offset").get<uint64_t>(), length = e.at("length").get<uint64_t>();
-      const int64_t n = numel(shape);
-      LOWBIT_CHECK(length == static_cast<uint64_t>((n * bits + 7) / 8), mpath, label, ": length ", length,
-                   " does not hold ", n, " codes of ", bits, " bits");
-      LOWBIT_CHECK(offset <= blob.size() && length <= blob.size() - offset, bpath, label, ": bytes [", offset, ", ",
-                   offset + length, ") lie outside the blob of ", blob.size(), " bytes");
-      LOWBIT_CHECK(crc_of(blob.data() + offset, length) == e.at("crc32").get<uint32_t>(), bpath, label,
-                   ": checksum mismatch (the blob is corrupt)");
-      IntTensor it;
-      it.bits = bits;
-      it.is_signed = is_signed;
-      it.codes = unpack(blob.data() + offset, shape, bits, is_signed);
-      if (e.contains("codebook")) {
-        it.codebook = Tensor::from_vector(e["codebook"].get<std::vector<float>>());
-        LOWBIT_CHECK(it.codebook.numel() == (int64_t{1} << bits), mpath, label, ": codebook needs 2^bits entries");
-      } else {
-        std::vector<float> s = e.at("scale").get<std::vector<float>>();
-        LOWBIT_CHECK(s.size() == 1 || (!shape.empty() && static_cast<int64_t>(s.size()) == shape[0]), mpath, label,
-                     ": ", s.size(), " scales for shape ", shape_str(shape));
-        it.scale = s.size() == 1 ? Tensor::scalar(s[0]) : Tensor::from_vector(s);
-      }
-      out.emplace_back(label, it.dequantize());
-    } catch (const nlohmann::json::exception& ex) {
-      throw Error(label + ": malformed entry: " + ex.what(), mpath);
+    const JsonFields f(e, mpath, label);
+    const Shape shape = f.shape("shape");
+    const int bits = static_cast<int>(f.integer("bits", 1, 16));
+    const bool is_signed = f.boolean("signed");
+    const uint64_t offset = f.count("offset"), length = f.count("length");
+    const int64_t n = numel(shape);
+    LOWBIT_CHECK(n <= std::numeric_limits<int64_t>::max() / bits, mpath, label, ": ", shape_str(shape),
+                 " holds more codes than can be addressed");
+    LOWBIT_CHECK(length == static_cast<uint64_t>((n * bits + 7) / 8), mpath, label, ": length ", length,
+                 " does not hold ", n, " codes of ", bits, " bits");
+    LOWBIT_CHECK(offset <= blob.size() && length <= blob.size() - offset, bpath, label, ": bytes [", offset, ", +",
+                 length, ") lie outside the blob of ", blob.size(), " bytes");
+    LOWBIT_CHECK(crc_of(blob.data() + offset, length) == f.integer("crc32", 0, UINT32_MAX), bpath, label,
+                 ": checksum mismatch (the blob is corrupt)");
+    IntTensor it;
+    it.bits = bits;
+    it.is_signed = is_signed;
+    it.codes = unpack(blob.data() + offset, shape, bits, is_signed);
+    if (f.has("codebook")) {
+      it.codebook = Tensor::from_vector(f.finite_floats("codebook"));
+      LOWBIT_CHECK(it.codebook.numel() == (int64_t{1} << bits), mpath, label, ": codebook needs 2^bits entries");
+    } else {
+      std::vector<float> s = f.positive_floats("scale");
+      LOWBIT_CHECK(s.size() == 1 || (!shape.empty() && static_cast<int64_t>(s.size()) == shape[0]), mpath, label,
+                   ": ", s.size(), " scales for shape ", shape_str(shape));
+      it.scale = s.size() == 1 ? Tensor::scalar(s[0]) : Tensor::from_vector(s);
     }
+    out.emplace_back(label, it.dequantize());
   }
   return out;
 }
@@ -254,25 +254,23 @@ void load_exported_into(Module& float_model, const std::string& dir) {
   nlohmann::json m = read_manifest(mpath);
   std::map<std::string, Module*> modules;
   for (auto& [name, mod] : float_model.named_modules()) modules[name] = mod;
-  for (const auto& a : m["activations"]) {
-    try {
-      const std::string layer = a.at("layer").get<std::string>();
-      auto it = modules.find(layer);
-      LOWBIT_CHECK(it != modules.end(), mpath, "activation quantizer of layer '", layer,
-                   "': no such layer in the model");
-      QuantSpec spec;
-      spec.method = a.at("method").get<std::string>();
-      spec.role = QuantRole::activation;
-      spec.bits = a.at("bits").get<int>();
-      LOWBIT_CHECK(spec.bits >= 1 && spec.bits <= 16, mpath, layer, ": bits outside 1..16");
-      spec.is_signed = a.at("signed").get<bool>();
-      GridRange r{a.at("qmin").get<int64_t>(), a.at("qmax").get<int64_t>()};
-      const float alpha = a.at("scale").get<float>();
-      LOWBIT_CHECK(r.qmin <= 0 && r.qmax >= 0 && alpha > 0, mpath, layer, ": invalid grid or scale");
-      attach_quantizers(*it->second, nullptr, std::make_shared<ExportedActQuantizer>(spec, r, alpha));
-    } catch (const nlohmann::json::exception& ex) {
-      throw Error(std::string("malformed activation entry: ") + ex.what(), mpath);
-    }
+  for (size_t i = 0; i < m["activations"].size(); ++i) {
+    const JsonFields f(m["activations"][i], mpath, "activations[" + std::to_string(i) + "]");
+    const std::string layer = f.string("layer");
+    auto it = modules.find(layer);
+    LOWBIT_CHECK(it != modules.end(), mpath, "activation quantizer of layer '", layer, "': no such layer in the model");
+    QuantSpec spec;
+    spec.method = f.string("method");
+    spec.role = QuantRole::activation;
+    spec.bits = static_cast<int>(f.integer("bits", 1, 16));
+    spec.is_signed = f.boolean("signed");
+    // The grid holds at most 2^bits codes around zero; signed says whether it reaches below zero.
+    const int64_t levels = int64_t{1} << spec.bits;
+    GridRange r{f.integer("qmin", -levels, 0), f.integer("qmax", 0, levels - 1)};
+    LOWBIT_CHECK(r.qmax - r.qmin < levels && spec.is_signed == (r.qmin < 0), mpath, layer, ": the grid [", r.qmin,
+                 ", ", r.qmax, "] is not a ", spec.bits, "-bit ", spec.is_signed ? "signed" : "unsigned", " grid");
+    const float alpha = f.positive_float("scale");
+    attach_quantizers(*it->second, nullptr, std::make_shared<ExportedActQuantizer>(spec, r, alpha));
   }
   LoadReport rep = float_model.load_state_dict(tensors, false);
   std::string problems;

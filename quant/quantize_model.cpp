@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "../core/private/json_fields.h"
 #include "../layers/conv2d.h"
 #include "../layers/linear.h"
 #include "qlinear.h"
@@ -56,15 +57,15 @@ std::map<std::string, std::pair<int, int>> read_report_bits(const std::string& p
                "expected a quant report with a \"layers\" list");
   std::map<std::string, std::pair<int, int>> out;
   for (size_t i = 0; i < j["layers"].size(); ++i) {
-    const auto& l = j["layers"][i];
-    const std::string where = path + ": layers[" + std::to_string(i) + "]";
-    LOWBIT_CHECK(l.is_object() && l.contains("name") && l["name"].is_string() && l.contains("weight_bits") &&
-                     l["weight_bits"].is_number_integer() && l.contains("act_bits") &&
-                     l["act_bits"].is_number_integer(),
-                 where, "expected name, weight_bits and act_bits");
-    const int wb = l["weight_bits"].get<int>(), ab = l["act_bits"].get<int>();
-    for (int b : {wb, ab}) LOWBIT_CHECK((b >= 1 && b <= 16) || b == 32, where, "bits must be in 1..16 or 32, got ", b);
-    out[l["name"].get<std::string>()] = {wb, ab};
+    const JsonFields l(j["layers"][i], path, "layers[" + std::to_string(i) + "]");
+    const std::string name = l.string("name");
+    int bits[2];
+    const char* keys[2] = {"weight_bits", "act_bits"};
+    for (int k = 0; k < 2; ++k) {
+      bits[k] = static_cast<int>(l.integer(keys[k], 1, 32));
+      if (bits[k] > 16 && bits[k] != 32) l.fail(keys[k], "in 1..16 or 32 (float)");
+    }
+    out[name] = {bits[0], bits[1]};
   }
   return out;
 }

@@ -32,24 +32,27 @@ int64_t count_topk(const Tensor& logits, const Tensor& labels, int64_t k) {
     const float* row = z + i * c;
     const float target = row[y[i]];
     int64_t above = 0;
-    for (int64_t j = 0; j < c; ++j) above += row[j] > target;
-    hits += above < k;
+    for (int64_t j = 0; j < c; ++j) above += row[j] > target || std::isnan(row[j]);
+    hits += above < k && !std::isnan(target);
   }
   return hits;
 }
 
-// above[i] = #{j : z[i, j] > z[i, y[i]]}, hits = #{i : above[i] < k}: count_topk's rule, so
-// NaN targets (nothing compares greater) count as hits there and here alike.
+// above[i] = #{j : z[i, j] > z[i, y[i]] or z[i, j] is NaN}, hits = #{i : above[i] < k and z[i, y[i]] is
+// not NaN}: count_topk's rule. NaN ranks above every number (as in torch.topk), and a NaN target is
+// never a hit, so a model whose logits overflow scores 0, not 100%.
 Tensor topk_hits(const Tensor& logits, const Tensor& labels, int64_t k) {
   check_topk_args(logits, labels, "topk_hits");
   NoGradGuard no_grad;
   const Tensor z = logits.detach();
   const int64_t b = z.size(0);
   if (b == 0) return Tensor::zeros({}, DType::f32, z.device());
-  Tensor target = gather(z, 1, labels.reshape({b, 1}));                   // [B, 1]
-  Tensor above = sum(cast(gt(z, target), DType::f32), {1});               // [B], exact counts
+  Tensor target = gather(z, 1, labels.reshape({b, 1}));                          // [B, 1]
+  Tensor above = add(sum(cast(gt(z, target), DType::f32), {1}),                  // [B], exact counts
+                     sum(cast(ne(z, z), DType::f32), {1}));
   Tensor kth = Tensor::full({}, double(k), DType::f32, z.device());
-  return sum(cast(lt(above, kth), DType::f32));                           // [] exact below 2^24
+  Tensor valid = cast(eq(target, target), DType::f32).reshape({b});              // 0 where the target is NaN
+  return sum(mul(cast(lt(above, kth), DType::f32), valid));                      // [] exact below 2^24
 }
 
 EvalResult evaluate(Module& model, DataLoader& loader) {

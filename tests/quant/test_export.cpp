@@ -4,6 +4,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <nlohmann/json.hpp>
 
 #include "core/autograd.h"
 #include "layers/zoo.h"
@@ -152,4 +154,67 @@ TEST_CASE("export: corrupt manifest or blob gives an error naming the file and t
   Generator g(1);
   ModulePtr mlp = build_model("mlp", {}, g);
   CHECK(has(error_of([&] { load_exported_into(*mlp, d); }), "no such layer in the model"));
+}
+
+TEST_CASE("export: manifest fields of the wrong kind or out of range are refused, naming key and value",
+          "[quant][export]") {
+  test::TempDir dir("quantfw_fields");
+  ModulePtr net = quantized_lenet("method: cpq\nweight_bits: 3\nact_bits: 3");
+  const std::string d = dir.path.string();
+  export_quantized(*net, d);
+  const nlohmann::json good = nlohmann::json::parse(read(dir.file("manifest.json")));
+  auto err_with = [&](const std::function<void(nlohmann::json&)>& edit) {
+    nlohmann::json m = good;
+    edit(m);
+    write(dir.file("manifest.json"), m.dump());
+    ModulePtr fresh = lenet(21);
+    return error_of([&] { load_exported_into(*fresh, d); });
+  };
+  REQUIRE(err_with([](nlohmann::json&) {}) == "(no error)");
+  struct Case {
+    const char* section;
+    const char* key;
+    nlohmann::json value;
+    const char* expect;
+  };
+  const std::vector<Case> cases = {
+      // Numbers of another kind are not converted (2.5 -> 2, true -> 1, 1e300 -> undefined).
+      {"tensors", "bits", 2.5, "\"bits\" must be an integer in 1..16, got 2.5"},
+      {"tensors", "bits", true, "\"bits\" must be an integer in 1..16, got true"},
+      {"tensors", "bits", 4294967298ull, "got 4294967298"},
+      {"tensors", "offset", 1e300, "\"offset\" must be an integer in 0..9223372036854775807, got 1e+300"},
+      {"tensors", "offset", -1, "got -1"},
+      {"tensors", "length", 0.5, "\"length\" must be"},
+      {"tensors", "crc32", 4294967296ull, "\"crc32\" must be an integer in 0..4294967295"},
+      {"tensors", "signed", 1, "\"signed\" must be true or false, got 1"},
+      {"tensors", "shape", nlohmann::json::array({4611686018427387904ll, 4}), "product fits int64"},
+      {"tensors", "shape", nlohmann::json::array({-32, 1, 5, 5}), "\"shape\" must be a list of non-negative"},
+      // Scales that would dequantize to zeros, negatives or infinities.
+      {"tensors", "scale", nlohmann::json::array({0.0}), "\"scale\" must be a non-empty list of positive numbers"},
+      {"tensors", "scale", nlohmann::json::array({-0.05}), "got [-0.05]"},
+      {"tensors", "scale", nlohmann::json::array({1e300}), "that a float holds, got [1e+300]"},
+      {"tensors", "scale", nlohmann::json::array(), "non-empty"},
+      {"activations", "scale", 0.0, "\"scale\" must be a positive number that a float holds, got 0.0"},
+      {"activations", "scale", 1e39, "got 1e+39"},
+      {"activations", "scale", "0.1", "got \"0.1\""},
+      {"activations", "qmin", 1e300, "\"qmin\" must be an integer in -8..0"},
+      {"activations", "qmax", 8, "\"qmax\" must be an integer in 0..7, got 8"},
+      {"activations", "signed", true, "is not a 3-bit signed grid"},  // qmin is 0: the grid is unsigned
+      {"activations", "bits", 0, "\"bits\" must be an integer in 1..16, got 0"},
+      {"activations", "layer", 4, "\"layer\" must be a string, got 4"},
+  };
+  for (const Case& c : cases) {
+    INFO(c.section << "." << c.key << " = " << c.value.dump());
+    // The second entry of each list: layer 4, whose activations are unsigned (after a ReLU).
+    const std::string e = err_with([&](nlohmann::json& m) { m[c.section][1][c.key] = c.value; });
+    CHECK(has(e, "manifest.json"));
+    CHECK(has(e, c.expect));
+  }
+  CHECK(has(err_with([](nlohmann::json& m) { m["tensors"][1].erase("bits"); }),
+            "4.weight: \"bits\" must be an integer in 1..16, got nothing (the key is missing)"));
+  CHECK(has(err_with([](nlohmann::json& m) { m["activations"][1] = 7; }),
+            "activations[1]: expected a JSON object, got 7"));
+  CHECK(has(err_with([](nlohmann::json& m) { m["format"] = 3; }), "not a lowbit export manifest"));
+  CHECK(has(err_with([](nlohmann::json& m) { m["version"] = 4294967297ull; }),
+            "manifest version 4294967297 is not supported"));
 }

@@ -227,4 +227,20 @@ TEST_CASE("quantize_model: fixed_bits_from takes per-layer bits from a report", 
             "is not a quantizable layer of this model"));
   CHECK(has(error_of([&] { quantize_model(*mlp, "method: lsq\nfixed_bits_from: " + dir.file("nope.json")); }),
             "cannot open the quant report"));
+  // Bits are read as written: no rounding of 2.5, no wrap-around of 2^32 + 2, no 20-bit layers.
+  for (const auto& [bad, expect] : std::vector<std::pair<std::string, std::string>>{
+           {"2.5", "\"weight_bits\" must be an integer in 1..32, got 2.5"},
+           {"4294967298", "\"weight_bits\" must be an integer in 1..32, got 4294967298"},
+           {"20", "\"weight_bits\" must be in 1..16 or 32 (float), got 20"},
+           {"true", "\"weight_bits\" must be an integer in 1..32, got true"}}) {
+    {
+      std::ofstream out(dir.file("bad.json"));
+      out << R"({"layers": [{"name": "0", "weight_bits": )" << bad << R"(, "act_bits": 4}]})";
+    }
+    ModulePtr c = lenet(3);
+    const std::string e = error_of([&] { quantize_model(*c, "method: lsq\nfixed_bits_from: " + dir.file("bad.json")); });
+    INFO(e);
+    CHECK(has(e, "bad.json"));
+    CHECK(has(e, "layers[0]: " + expect));
+  }
 }

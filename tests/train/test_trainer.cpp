@@ -4,6 +4,7 @@
 #include <csignal>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 
 #include "core/safetensors.h"
 #include "core/ops/reduce.h"
@@ -243,6 +244,19 @@ TEST_CASE("evaluate: top-k counts", "[train]") {
   REQUIRE(count_topk(logits, labels, 1) == 1);
   REQUIRE(count_topk(logits, labels, 2) == 2);
   REQUIRE(count_topk(logits, labels, 3) == 2);
+}
+
+TEST_CASE("evaluate: NaN logits are never a hit", "[train]") {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  // Row 0: the target is NaN. Row 1: a NaN ranks above the target. Row 2: all NaN (overflowed).
+  Tensor logits = Tensor::from_vector(std::vector<float>{nan, 0.1f, 0.2f, 0.9f, nan, 0.1f, nan, nan, nan}, {3, 3});
+  Tensor labels = Tensor::from_vector(std::vector<int64_t>{0, 0, 1}, {3});
+  REQUIRE(count_topk(logits, labels, 1) == 0);
+  REQUIRE(count_topk(logits, labels, 2) == 1);  // row 1: only the NaN ranks above the target
+  REQUIRE(count_topk(logits, labels, 3) == 1);  // a NaN target stays a miss even when k covers every class
+  REQUIRE(topk_hits(logits, labels, 1).item() == 0);
+  REQUIRE(topk_hits(logits, labels, 2).item() == 1);
+  REQUIRE(topk_hits(logits, labels, 3).item() == 1);
 }
 
 TEST_CASE("trainer: BatchNorm re-estimation and parameter replacement through the context", "[train]") {
