@@ -11,6 +11,7 @@
 
 #include "core/ops/reduce.h"
 #include "layers/zoo.h"
+#include "support/fixture_values.h"
 
 using namespace lowbit;
 using json = nlohmann::json;
@@ -39,26 +40,6 @@ int64_t count_params(const Module& m) {
   return n;
 }
 
-// sin(freq * i + phase) * scale over the flat index, in double: make_zoo_keys.py's wave().
-Tensor wave(const Shape& shape, double freq, double phase, double scale = 1.0) {
-  std::vector<float> v(static_cast<size_t>(numel(shape)));
-  for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(std::sin(double(i) * freq + phase) * scale);
-  return Tensor::from_vector(v, shape);
-}
-
-// make_zoo_keys.py's set_params: the j-th parameter gets wave(0.7, 1.3 j, sqrt(3 / fan)).
-void set_params(Module& m) {
-  NamedTensors entries;
-  int j = 0;
-  for (const auto& [n, p] : m.named_parameters()) {
-    int64_t fan = p.dim() > 1 ? p.numel() / p.size(0) : 1;
-    entries.emplace_back(n, wave(p.shape(), 0.7, 1.3 * j++, std::sqrt(3.0 / double(fan))));
-  }
-  LoadReport r = m.load_state_dict(entries, false);
-  REQUIRE(r.unexpected.empty());
-  REQUIRE(r.shape_mismatch.empty());
-}
-
 }  // namespace
 
 TEST_CASE("zoo: forward shapes and values equal the PyTorch definitions' with the same parameters") {
@@ -66,8 +47,8 @@ TEST_CASE("zoo: forward shapes and values equal the PyTorch definitions' with th
     INFO("model " << m["entry"].get<std::string>());
     Generator gen(5);
     ModulePtr net = build_model(m["model"].get<std::string>(), options_from(m["options"]), gen);
-    set_params(*net);
-    Tensor out = net->forward(wave(m["input"].get<Shape>(), 0.11, 0.0));
+    test::set_wave_params(*net);
+    Tensor out = net->forward(test::wave(m["input"].get<Shape>(), 0.11, 0.0));
     CHECK(out.shape() == m["output"].get<Shape>());
     // Gradients reach the first layer's weight (on the cheaper models, to keep the test fast).
     const std::string entry = m["entry"].get<std::string>();
