@@ -28,13 +28,16 @@ void run_report(const ReportArgs& a) {
   }
   TrainedModel t = load_trained_model(checkpoint, a.config);
   QuantModelReport r = quant_report(*t.model.model);
-  const std::string out = !a.output.empty() ? a.output
-                          : fs::is_directory(a.target) ? (fs::path(a.target) / "quant_report.json").string()
-                                                       : "";
+  // Only where asked: a run's own quant_report.json is the trainer's record of its final model
+  // (the sweep table and quant.fixed_bits_from read it), and this reports the best checkpoint.
+  const std::string& out = a.output;
   if (!out.empty()) {
-    std::ofstream f(out, std::ios::trunc);
-    f << r.to_json();
-    LOWBIT_CHECK(f.good(), out, "cannot write the report");
+    {
+      std::ofstream f(out + ".tmp", std::ios::trunc);
+      f << r.to_json();
+      LOWBIT_CHECK(f.good(), out, "cannot write the report");
+    }
+    fs::rename(out + ".tmp", out);
   }
   if (a.json) {
     std::printf("%s\n", r.to_json().c_str());
@@ -53,7 +56,7 @@ void add_report_command(CLI::App& app) {
       ->required();
   cmd->add_option("--config", a->config, "experiment file for checkpoints without an embedded config");
   cmd->add_option("-o,--output", a->output,
-                  "write quant_report.json here (default: into the run directory when given one)");
+                  "also write the report as JSON to this file");
   cmd->add_flag("--json", a->json, "print the JSON report instead of the table");
   cmd->callback([a] { run_report(*a); });
 }

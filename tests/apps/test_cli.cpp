@@ -86,9 +86,18 @@ TEST_CASE("cli: train, then info, eval, report, export and eval of the export", 
 
   Result fake = run_cli(tmp, "eval --json " + run + "/best.safetensors");
   REQUIRE(fake.code == 0);
-  r = run_cli(tmp, "report " + run);
+  const auto read = [](const std::string& path) {
+    std::ifstream in(path);
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  };
+  REQUIRE_FALSE(read(run + "/quant_report.json").empty());
+  const std::string own = "{\"written_by\": \"the trainer\"}\n";  // a stand-in the report must not replace
+  std::ofstream(run + "/quant_report.json", std::ios::trunc) << own;
+  r = run_cli(tmp, "report " + run + " -o " + tmp.file("best_report.json"));
   REQUIRE(r.code == 0);
   REQUIRE_THAT(r.out, Catch::Contains("average weight bits 3.000"));
+  REQUIRE_THAT(read(tmp.file("best_report.json")), Catch::Contains("\"avg_weight_bits\": 3.0"));
+  REQUIRE(read(run + "/quant_report.json") == own);  // the trainer's record is left alone
 
   r = run_cli(tmp, "export " + run + "/best.safetensors -o " + tmp.file("exp"));
   REQUIRE(r.code == 0);
