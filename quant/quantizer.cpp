@@ -21,8 +21,7 @@ const std::string* find_option(const QuantSpec& spec, const std::string& key) {
   return it == spec.options.end() ? nullptr : &it->second;
 }
 [[noreturn]] void bad_option(const std::string& key, const std::string& text, const char* expected) {
-  throw Error(detail::cat("quant.options.", key, ": expected ", expected, ", got '", text, "'"),
-              "quant.options." + key);
+  throw Error(detail::cat("expected ", expected, ", got '", text, "'"), "quant.options." + key);
 }
 }  // namespace
 

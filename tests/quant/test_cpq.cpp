@@ -54,6 +54,10 @@ TEST_CASE("cpq: registered as cpq and srq, with its capabilities") {
   CHECK(find_quantizer("cpq").capabilities.learn_bits);
   s.options["init"] = "median";
   CHECK_THROWS_AS(CpqQuantizer(s), Error);
+  s.options.erase("init");
+  s.options["sigma_init"] = "wide";
+  // The key once, then what was wrong with its value.
+  CHECK(test::error_of([&] { CpqQuantizer q(s); }) == "quant.options.sigma_init: expected a finite number, got 'wide'");
 }
 
 TEST_CASE("cpq: init, and the training forward is the eval quantizer bit for bit (checks 6, 9)") {
