@@ -3,6 +3,7 @@
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <memory>
 
@@ -109,8 +110,12 @@ IdxDataset::IdxDataset(const std::string& dir, bool train, int64_t num_classes) 
     throw Error(detail::cat("label file has rank ", lab.dims.size(), ", expected 1"), lab_path, kHint);
   if (img.dims[0] != lab.dims[0])
     throw Error(detail::cat(img.dims[0], " images but ", lab.dims[0], " labels in ", lab_path), img_path, kHint);
-  LOWBIT_CHECK(num_classes > 0 && num_classes <= 256, "IdxDataset", "num_classes ", num_classes,
-               " must be in [1, 256]");
+  LOWBIT_CHECK(num_classes >= 0 && num_classes <= 256, "IdxDataset", "num_classes ", num_classes,
+               " must be in [1, 256] (0: from the labels)");
+  if (num_classes == 0) {
+    for (uint8_t l : lab.data) num_classes = std::max<int64_t>(num_classes, int64_t{l} + 1);
+    num_classes = std::max<int64_t>(num_classes, 1);
+  }
   for (size_t i = 0; i < lab.data.size(); ++i)
     if (lab.data[i] >= num_classes)
       throw Error(detail::cat("label ", int{lab.data[i]}, " of sample ", i, " is not below ", num_classes), lab_path,

@@ -23,9 +23,11 @@ IdxArray read_idx(const std::string& path, uint32_t magic);
 inline constexpr int64_t kIdxMaxElements = int64_t{1} << 32;
 
 // {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz] from `dir`: images [1, rows, cols].
+// num_classes > 0: every label must be below it; 0: one more than the largest label (MNIST and
+// Fashion-MNIST give 10, EMNIST balanced 47), so other IDX data sets load as they are.
 class IdxDataset : public U8ImageDataset {
  public:
-  IdxDataset(const std::string& dir, bool train, int64_t num_classes = 10);
+  IdxDataset(const std::string& dir, bool train, int64_t num_classes = 0);
 };
 
 }  // namespace lowbit

@@ -69,6 +69,10 @@ ExperimentData make_data(const DataConfig& config, uint64_t seed) {
     throw Error(detail::cat("unknown dataset '", name, "'"), "data.dataset",
                 "use fashion_mnist, mnist, cifar10, cifar100 or synthetic");
   }
+  // The model is sized from the training split; a test label beyond it would have no output.
+  LOWBIT_CHECK(d.test->num_classes() <= d.train->num_classes(), config.path, "the test split has ",
+               d.test->num_classes(), " classes (labels 0..", d.test->num_classes() - 1,
+               ") but the training split only ", d.train->num_classes());
   const int64_t channels = d.train->sample_shape()[0];
   if (config.normalize) {
     LOWBIT_CHECK(int64_t(config.normalize->mean.size()) == channels, "data.normalize.mean", "has ",

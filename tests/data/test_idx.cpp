@@ -141,7 +141,7 @@ TEST_CASE("IDX errors name the file and the fault", "[data][idx]") {
   SECTION("label out of range") {
     write(img, idx_bytes(2051, {2, 3, 3}, px), false);
     write(lab, idx_bytes(2049, {2}, {0, 10}), false);
-    std::string msg = error_of([&] { IdxDataset ds(d.path.string(), true); });
+    std::string msg = error_of([&] { IdxDataset ds(d.path.string(), true, 10); });
     REQUIRE(msg.find("label 10") != std::string::npos);
     REQUIRE(msg.find(lab) != std::string::npos);
   }
@@ -150,6 +150,19 @@ TEST_CASE("IDX errors name the file and the fault", "[data][idx]") {
     write(lab, idx_bytes(2049, {6}, {0, 1, 2, 3, 4, 5}), false);
     REQUIRE_THROWS_AS(IdxDataset(d.path.string(), true), Error);
   }
+}
+
+TEST_CASE("IdxDataset takes its classes from the labels unless told (EMNIST's 47 load)", "[data][idx]") {
+  TempDir d("classes");
+  std::vector<uint8_t> px(3 * 2 * 2, 9);
+  write(d.file("train-images-idx3-ubyte"), idx_bytes(2051, {3, 2, 2}, px), false);
+  write(d.file("train-labels-idx1-ubyte"), idx_bytes(2049, {3}, {46, 0, 12}), false);
+  IdxDataset inferred(d.path.string(), true);
+  REQUIRE(inferred.num_classes() == 47);
+  REQUIRE(inferred.get(0).label == 46);
+  REQUIRE(IdxDataset(d.path.string(), true, 50).num_classes() == 50);
+  REQUIRE(error_of([&] { IdxDataset ds(d.path.string(), true, 10); }).find("label 46 of sample 0 is not below 10") !=
+          std::string::npos);
 }
 
 TEST_CASE("Fashion-MNIST from /usr/share/datasets when installed", "[data][idx]") {

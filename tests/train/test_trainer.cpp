@@ -4,6 +4,7 @@
 #include <csignal>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <limits>
 
 #include "core/safetensors.h"
@@ -280,4 +281,44 @@ TEST_CASE("trainer: BatchNorm re-estimation and parameter replacement through th
   REQUIRE(t.optimizer().state("0.weight") == nullptr);
   REQUIRE(t.optimizer().param("0.weight").raw_data() == t.model().named_parameters()[0].second.raw_data());
   REQUIRE(t.name_of(*t.model().named_modules()[2].second) == "1");
+}
+
+TEST_CASE("trainer: an IDX data set with more classes trains once model.num_classes covers them", "[train]") {
+  test::TempDir tmp("trainer_idx_classes");
+  // Plain IDX files: magic, dimensions (big-endian u32), then the bytes.
+  auto write_idx = [&](const std::string& name, uint32_t magic, std::vector<uint32_t> dims,
+                       const std::vector<uint8_t>& data) {
+    std::ofstream out(tmp.file(name), std::ios::binary);
+    dims.insert(dims.begin(), magic);
+    for (uint32_t v : dims)
+      for (int s = 24; s >= 0; s -= 8) out.put(static_cast<char>((v >> s) & 0xFF));
+    out.write(reinterpret_cast<const char*>(data.data()), static_cast<std::streamsize>(data.size()));
+  };
+  auto write_split = [&](const std::string& prefix, uint32_t n, uint8_t label_cap) {
+    std::vector<uint8_t> px(n * 8 * 8), lab(n);
+    for (uint32_t i = 0; i < n; ++i) {
+      lab[i] = static_cast<uint8_t>(i % label_cap);
+      for (uint32_t j = 0; j < 64; ++j) px[i * 64 + j] = static_cast<uint8_t>((lab[i] * 20 + j) % 256);
+    }
+    write_idx(prefix + "-images-idx3-ubyte", 2051, {n, 8, 8}, px);
+    write_idx(prefix + "-labels-idx1-ubyte", 2049, {n}, lab);
+  };
+  write_split("train", 48, 12);
+  write_split("t10k", 24, 12);
+  auto config = [&](int classes) {
+    return load_config_string(
+        "data: {dataset: mnist, path: '" + tmp.path.string() + "'}\n"
+        "model: {name: mlp, hidden: [16], num_classes: " + std::to_string(classes) + "}\n"
+        "optim: {name: sgd, lr: 0.1}\ntrain: {epochs: 1, batch_size: 16, threads: 1}\n",
+        "idx.yaml");
+  };
+  CHECK_THAT(test::error_of([&] { Trainer t(config(10), quiet(tmp.file("run10"))); }),
+             Catch::Contains("model.num_classes: is 10 but the dataset has 12 classes"));
+  Trainer t(config(12), quiet(tmp.file("run12")));
+  RunSummary s = t.fit();
+  CHECK(s.epochs_done == 1);
+  // A test label the training split never has: no output would exist for it.
+  write_split("t10k", 26, 13);
+  CHECK_THAT(test::error_of([&] { Trainer u(config(13), quiet(tmp.file("run13"))); }),
+             Catch::Contains("the test split has 13 classes (labels 0..12) but the training split only 12"));
 }
