@@ -1,9 +1,9 @@
 // One training step of a quantized LeNet-5 and MLP equals PyTorch's on the same weights and
-// batch: loss, logits and the gradients (weights, biases, BatchNorm, alpha, sigma), for LSQ and
-// CPQ written in PyTorch from QUANTIZERS.md (tests/fixtures/make_quant_golden.py). LeNet-5's
-// gradients are compared from its last max pool on: above it, pool windows of a quantized
-// network hold equal values whose winner depends on the last bit of each sum (the generator's
-// docstring has the measurement).
+// batch: loss, logits and the gradients (weights, biases, BatchNorm, alpha, sigma), for
+// ste_uniform, LSQ and CPQ written in PyTorch from QUANTIZERS.md
+// (tests/fixtures/make_quant_golden.py). LeNet-5's gradients are compared from its last max
+// pool on: above it, pool windows of a quantized network hold equal values whose winner
+// depends on the last bit of each sum (the generator's docstring has the measurement).
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -115,6 +115,11 @@ void check_case(const std::string& name, const std::string& model, const std::st
 }
 
 }  // namespace
+
+TEST_CASE("quantized training step equals PyTorch: ste_uniform", "[quant][torch]") {
+  check_case("lenet5_ste_uniform_w2a2", "lenet5", "method: ste_uniform\nweight_bits: 2\nact_bits: 2");
+  check_case("mlp_ste_uniform_w3a3", "mlp", "method: ste_uniform\nweight_bits: 3\nact_bits: 3");
+}
 
 TEST_CASE("quantized training step equals PyTorch: LSQ 2/2", "[quant][torch]") {
   check_case("lenet5_lsq_w2a2", "lenet5", "method: lsq\nweight_bits: 2\nact_bits: 2");
