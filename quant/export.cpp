@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -24,6 +25,8 @@ constexpr int kFormatVersion = 1;
 const char* kManifest = "manifest.json";
 const char* kBlob = "weights.bin";
 const char* kFloats = "tensors.safetensors";
+const char* kPacking =
+    "codes of `bits` bits, two's complement when signed, LSB first within bytes, each tensor on a byte boundary";
 
 bool inside_quantizer(const std::string& n) {
   return n.find(".wq.") != std::string::npos || n.find(".aq.") != std::string::npos || n.rfind("wq.", 0) == 0 ||
@@ -90,6 +93,48 @@ class ExportedActQuantizer : public Quantizer {
   GridRange range_;
 };
 
+// The grids a version-1 export may name: those of grid.h (every built-in quantizer's).
+bool is_export_grid(GridRange r, int bits, bool is_signed) {
+  const GridRange full = grid_range(bits, is_signed);
+  if (r.qmin == full.qmin && r.qmax == full.qmax) return true;
+  return is_signed && bits >= 2 && r.qmin == -(full.qmax) && r.qmax == full.qmax;  // the symmetric grid
+}
+
+std::string grid_str(GridRange r, int bits, bool is_signed) {
+  const GridRange full = grid_range(bits, is_signed);
+  std::string out = "[" + std::to_string(r.qmin) + ", " + std::to_string(r.qmax) + "] is not a " +
+                    std::to_string(bits) + "-bit " + (is_signed ? "signed" : "unsigned") + " grid (expected [" +
+                    std::to_string(full.qmin) + ", " + std::to_string(full.qmax) + "]";
+  if (is_signed && bits >= 2)
+    out += " or the symmetric [" + std::to_string(-full.qmax) + ", " + std::to_string(full.qmax) + "]";
+  return out + ")";
+}
+
+// A grid [qmin, qmax] read from a manifest entry and checked against its bits and sign.
+GridRange read_grid(const JsonFields& f, const std::string& mpath, const std::string& label, int bits,
+                    bool is_signed) {
+  const int64_t levels = int64_t{1} << bits;
+  GridRange r{f.integer("qmin", -levels, 0), f.integer("qmax", 0, levels - 1)};
+  LOWBIT_CHECK(is_export_grid(r, bits, is_signed), mpath, label, ": the grid ", grid_str(r, bits, is_signed));
+  return r;
+}
+
+// A field this version writes with one fixed value: absent is fine (hand-made manifests),
+// anything else means a format this reader does not know.
+void check_constant(const nlohmann::json& m, const char* key, const std::string& expected, const std::string& path) {
+  if (!m.contains(key)) return;
+  LOWBIT_CHECK(m[key].is_string() && m[key].get<std::string>() == expected, path, "\"", key, "\" must be \"",
+               expected, "\" in a version-1 export, got ", json_brief(m[key]));
+}
+
+// "method" is informational (the loader re-creates the grid, not the method, so a custom
+// method need not be registered), but must name one.
+void check_method(const JsonFields& f, const std::string& mpath, const std::string& label) {
+  if (!f.has("method")) return;
+  LOWBIT_CHECK(f.raw("method").is_string() && !f.raw("method").get<std::string>().empty(), mpath, label,
+               ": \"method\" must be a non-empty string, got ", json_brief(f.raw("method")));
+}
+
 nlohmann::json read_manifest(const std::string& path) {
   std::ifstream in(path);
   LOWBIT_CHECK(in.good(), path, "cannot open the export manifest");
@@ -110,6 +155,9 @@ nlohmann::json read_manifest(const std::string& path) {
   LOWBIT_CHECK(j.contains("tensors") && j["tensors"].is_array() && j.contains("activations") &&
                    j["activations"].is_array() && j.contains("blob_bytes") && j["blob_bytes"].is_number_unsigned(),
                path, "manifest lacks tensors, activations or blob_bytes");
+  check_constant(j, "blob", kBlob, path);
+  check_constant(j, "floats", kFloats, path);
+  check_constant(j, "packing", kPacking, path);
   return j;
 }
 
@@ -124,9 +172,7 @@ void export_quantized(Module& root, const std::string& dir) {
   manifest["version"] = kFormatVersion;
   manifest["blob"] = kBlob;
   manifest["floats"] = kFloats;
-  manifest["packing"] =
-      "codes of `bits` bits, two's complement when signed, LSB first within bytes, "
-      "each tensor on a byte boundary";
+  manifest["packing"] = kPacking;
   nlohmann::json tensors = nlohmann::json::array(), acts = nlohmann::json::array();
   std::vector<uint8_t> blob;
   std::set<std::string> packed;
@@ -150,10 +196,16 @@ void export_quantized(Module& root, const std::string& dir) {
       e["shape"] = w.shape();
       e["bits"] = it.bits;
       e["signed"] = it.is_signed;
-      if (it.codebook.defined())
+      if (it.codebook.defined()) {
         e["codebook"] = it.codebook.to_vector<float>();
-      else
+      } else {
+        const GridRange r = q.wq->range();
+        LOWBIT_CHECK(is_export_grid(r, it.bits, it.is_signed), "export_quantized", weight_name(q.name),
+                     ": the grid ", grid_str(r, it.bits, it.is_signed));
+        e["qmin"] = r.qmin;  // lets the reader check signed and every code against the grid
+        e["qmax"] = r.qmax;
         e["scale"] = it.scale.to_vector<float>();
+      }
       e["offset"] = blob.size();
       e["length"] = bytes.size();
       e["crc32"] = crc_of(bytes.data(), bytes.size());
@@ -165,6 +217,8 @@ void export_quantized(Module& root, const std::string& dir) {
       LOWBIT_CHECK(q.aq->initialized(), "export_quantized", "the activation quantizer of layer '", q.name,
                    "' is not calibrated; run a calibration pass (or train) first");
       GridRange r = q.aq->range();
+      LOWBIT_CHECK(is_export_grid(r, q.aq->bits(), r.qmin < 0), "export_quantized", "the activation quantizer of layer '",
+                   q.name, "': the grid ", grid_str(r, q.aq->bits(), r.qmin < 0));
       std::vector<float> a = q.aq->step().to_vector<float>();
       LOWBIT_CHECK(a.size() == 1, "export_quantized", "layer '", q.name,
                    "': per-channel activation scales are not exportable");
@@ -230,10 +284,18 @@ NamedTensors load_exported(const std::string& dir) {
                  length, ") lie outside the blob of ", blob.size(), " bytes");
     LOWBIT_CHECK(crc_of(blob.data() + offset, length) == f.integer("crc32", 0, UINT32_MAX), bpath, label,
                  ": checksum mismatch (the blob is corrupt)");
+    check_method(f, mpath, label);
     IntTensor it;
     it.bits = bits;
     it.is_signed = is_signed;
     it.codes = unpack(blob.data() + offset, shape, bits, is_signed);
+    if (f.has("qmin") || f.has("qmax")) {  // absent in exports written before 2026-12-04
+      const GridRange r = read_grid(f, mpath, label, bits, is_signed);
+      const int32_t* c = it.codes.data<int32_t>();
+      for (int64_t k = 0; k < n; ++k)
+        LOWBIT_CHECK(c[k] >= r.qmin && c[k] <= r.qmax, bpath, label, ": code ", c[k], " at index ", k,
+                     " lies outside the grid [", r.qmin, ", ", r.qmax, "] (the blob is corrupt)");
+    }
     if (f.has("codebook")) {
       it.codebook = Tensor::from_vector(f.finite_floats("codebook"));
       LOWBIT_CHECK(it.codebook.numel() == (int64_t{1} << bits), mpath, label, ": codebook needs 2^bits entries");
@@ -252,23 +314,27 @@ void load_exported_into(Module& float_model, const std::string& dir) {
   const std::string mpath = (std::filesystem::path(dir) / kManifest).string();
   NamedTensors tensors = load_exported(dir);
   nlohmann::json m = read_manifest(mpath);
-  std::map<std::string, Module*> modules;
-  for (auto& [name, mod] : float_model.named_modules()) modules[name] = mod;
+  // Only conv/linear layers apply an input quantizer; attached to anything else it would be ignored.
+  std::map<std::string, Module*> layers;
+  for (const auto& q : quantized_layers(float_model)) layers[q.name] = q.layer;
+  std::set<std::string> seen;
   for (size_t i = 0; i < m["activations"].size(); ++i) {
-    const JsonFields f(m["activations"][i], mpath, "activations[" + std::to_string(i) + "]");
+    const std::string label = "activations[" + std::to_string(i) + "]";
+    const JsonFields f(m["activations"][i], mpath, label);
     const std::string layer = f.string("layer");
-    auto it = modules.find(layer);
-    LOWBIT_CHECK(it != modules.end(), mpath, "activation quantizer of layer '", layer, "': no such layer in the model");
+    auto it = layers.find(layer);
+    LOWBIT_CHECK(it != layers.end(), mpath, label, ": activation quantizer of layer '", layer,
+                 "': no conv or linear layer of that name in the model");
+    LOWBIT_CHECK(seen.insert(layer).second, mpath, label, ": a second activation quantizer for layer '", layer, "'");
+    LOWBIT_CHECK(!activation_quantizer(*it->second) && !weight_quantizer(*it->second), mpath, label, ": layer '", layer,
+                 "' already has quantizers; load an export into a float model");
+    check_method(f, mpath, label);
     QuantSpec spec;
     spec.method = f.string("method");
     spec.role = QuantRole::activation;
     spec.bits = static_cast<int>(f.integer("bits", 1, 16));
     spec.is_signed = f.boolean("signed");
-    // The grid holds at most 2^bits codes around zero; signed says whether it reaches below zero.
-    const int64_t levels = int64_t{1} << spec.bits;
-    GridRange r{f.integer("qmin", -levels, 0), f.integer("qmax", 0, levels - 1)};
-    LOWBIT_CHECK(r.qmax - r.qmin < levels && spec.is_signed == (r.qmin < 0), mpath, layer, ": the grid [", r.qmin,
-                 ", ", r.qmax, "] is not a ", spec.bits, "-bit ", spec.is_signed ? "signed" : "unsigned", " grid");
+    const GridRange r = read_grid(f, mpath, layer, spec.bits, spec.is_signed);
     const float alpha = f.positive_float("scale");
     attach_quantizers(*it->second, nullptr, std::make_shared<ExportedActQuantizer>(spec, r, alpha));
   }

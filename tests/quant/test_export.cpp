@@ -1,10 +1,12 @@
 // Tests of export: packed codes round trip, exported eval == fake-quantized eval bit for bit, corrupt files.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "core/autograd.h"
@@ -153,7 +155,7 @@ TEST_CASE("export: corrupt manifest or blob gives an error naming the file and t
   // An export of another architecture does not load.
   Generator g(1);
   ModulePtr mlp = build_model("mlp", {}, g);
-  CHECK(has(error_of([&] { load_exported_into(*mlp, d); }), "no such layer in the model"));
+  CHECK(has(error_of([&] { load_exported_into(*mlp, d); }), "no conv or linear layer of that name in the model"));
 }
 
 TEST_CASE("export: manifest fields of the wrong kind or out of range are refused, naming key and value",
@@ -202,6 +204,13 @@ TEST_CASE("export: manifest fields of the wrong kind or out of range are refused
       {"activations", "signed", true, "is not a 3-bit signed grid"},  // qmin is 0: the grid is unsigned
       {"activations", "bits", 0, "\"bits\" must be an integer in 1..16, got 0"},
       {"activations", "layer", 4, "\"layer\" must be a string, got 4"},
+      // Values of the right kind that would load something else.
+      {"tensors", "signed", false, "the grid [-4, 3] is not a 3-bit unsigned grid (expected [0, 7])"},
+      {"tensors", "qmax", 2, "the grid [-4, 2] is not a 3-bit signed grid"},
+      {"tensors", "method", "", "\"method\" must be a non-empty string"},
+      {"activations", "qmax", 1, "the grid [0, 1] is not a 3-bit unsigned grid"},
+      {"activations", "layer", "", "layer '': no conv or linear layer of that name"},
+      {"activations", "method", nullptr, "\"method\" must be a non-empty string, got null"},
   };
   for (const Case& c : cases) {
     INFO(c.section << "." << c.key << " = " << c.value.dump());
@@ -215,6 +224,83 @@ TEST_CASE("export: manifest fields of the wrong kind or out of range are refused
   CHECK(has(err_with([](nlohmann::json& m) { m["activations"][1] = 7; }),
             "activations[1]: expected a JSON object, got 7"));
   CHECK(has(err_with([](nlohmann::json& m) { m["format"] = 3; }), "not a lowbit export manifest"));
+  CHECK(has(err_with([](nlohmann::json& m) { m["blob"] = "../weights.bin"; }),
+            "\"blob\" must be \"weights.bin\" in a version-1 export, got \"../weights.bin\""));
+  CHECK(has(err_with([](nlohmann::json& m) { m["packing"] = "MSB first"; }), "\"packing\" must be"));
+  CHECK(has(err_with([](nlohmann::json& m) { m["activations"][1]["layer"] = m["activations"][0]["layer"]; }),
+            "a second activation quantizer for layer"));
+  // Manifests written before the weight grid was recorded still load.
+  CHECK(err_with([](nlohmann::json& m) {
+          for (auto& t : m["tensors"]) t.erase("qmin"), t.erase("qmax");
+        }) == "(no error)");
   CHECK(has(err_with([](nlohmann::json& m) { m["version"] = 4294967297ull; }),
             "manifest version 4294967297 is not supported"));
+}
+
+TEST_CASE("export: every manifest field set to every hostile value is refused or means the same",
+          "[quant][export]") {
+  // A generated sweep over the whole manifest, so a field added later is covered too: each key
+  // of each entry, and each top-level key, replaced by values of every JSON kind and at every
+  // numeric edge. The load must either refuse it with an error naming a file of the export, or
+  // accept a value that means the same (2 for 2.0). Two kinds of field are free: a step
+  // ("scale") may take any positive value a float holds, and "method" any non-empty name (it
+  // is informational: a user's own registered method loads where it is not registered).
+  test::TempDir dir("quantfw_fuzz");
+  ModulePtr net = quantized_lenet("method: cpq\nweight_bits: 3\nact_bits: 3");
+  const std::string d = dir.path.string();
+  export_quantized(*net, d);
+  const nlohmann::json good = nlohmann::json::parse(read(dir.file("manifest.json")));
+  const std::vector<nlohmann::json> hostile = {
+      nullptr, true, false, 0, 1, -1, 2.5, -0.0, 1e300, -1e300, 1e39,
+      std::numeric_limits<int64_t>::max(), std::numeric_limits<int64_t>::min(),
+      std::numeric_limits<uint64_t>::max(), "", "x", "0.1",
+      nlohmann::json::array(), nlohmann::json::array({-1}), nlohmann::json::array({0.0}),
+      nlohmann::json::array({1, 2, 3}), nlohmann::json::object(), nlohmann::json::object({{"a", 1}})};
+  auto positive_float = [](const nlohmann::json& v) {
+    return v.is_number() && v.get<double>() > 0 && v.get<double>() <= std::numeric_limits<float>::max();
+  };
+  auto means_the_same = [&](const std::string& key, const nlohmann::json& v, const nlohmann::json& original) {
+    if (key == "method") return v.is_string() && !v.get<std::string>().empty();
+    if (key == "scale" && original.is_array())
+      return v.is_array() && v.size() == original.size() && std::all_of(v.begin(), v.end(), positive_float);
+    if (key == "scale") return positive_float(v);
+    return v == original;
+  };
+  size_t tried = 0, accepted = 0;
+  auto check = [&](const nlohmann::json& edited, const nlohmann::json& original, const std::string& where,
+                   const std::string& key, const nlohmann::json& value) {
+    write(dir.file("manifest.json"), edited.dump());
+    ModulePtr fresh = lenet(21);
+    const std::string e = error_of([&] { load_exported_into(*fresh, d); });
+    INFO(where << " = " << value.dump() << " (was " << original.dump() << "): " << e);
+    ++tried;
+    if (e == "(no error)") {
+      ++accepted;
+      CHECK(means_the_same(key, value, original));
+    } else {
+      CHECK(has(e, d));
+    }
+  };
+  for (const char* section : {"tensors", "activations"}) {
+    REQUIRE(good.contains(section));
+    for (size_t i = 0; i < good[section].size(); ++i) {
+      for (const auto& [key, original] : good[section][i].items()) {
+        for (const nlohmann::json& v : hostile) {
+          nlohmann::json m = good;
+          m[section][i][key] = v;
+          check(m, original, std::string(section) + "[" + std::to_string(i) + "]." + key, key, v);
+        }
+      }
+    }
+  }
+  for (const auto& [key, original] : good.items()) {
+    if (original.is_array()) continue;  // the lists are covered entry by entry above
+    for (const nlohmann::json& v : hostile) {
+      nlohmann::json m = good;
+      m[key] = v;
+      check(m, original, key, key, v);
+    }
+  }
+  INFO(tried << " edits, " << accepted << " accepted");
+  CHECK(tried > 500);
 }
