@@ -95,18 +95,14 @@ class ExportedActQuantizer : public Quantizer {
 
 // The grids a version-1 export may name: those of grid.h (every built-in quantizer's).
 bool is_export_grid(GridRange r, int bits, bool is_signed) {
-  const GridRange full = grid_range(bits, is_signed);
-  if (r.qmin == full.qmin && r.qmax == full.qmax) return true;
-  return is_signed && bits >= 2 && r.qmin == -(full.qmax) && r.qmax == full.qmax;  // the symmetric grid
+  return r == grid_range(bits, is_signed) || (is_signed && bits >= 2 && r == grid_range(bits, true, GridKind::symmetric));
 }
 
 std::string grid_str(GridRange r, int bits, bool is_signed) {
-  const GridRange full = grid_range(bits, is_signed);
-  std::string out = "[" + std::to_string(r.qmin) + ", " + std::to_string(r.qmax) + "] is not a " +
-                    std::to_string(bits) + "-bit " + (is_signed ? "signed" : "unsigned") + " grid (expected [" +
-                    std::to_string(full.qmin) + ", " + std::to_string(full.qmax) + "]";
-  if (is_signed && bits >= 2)
-    out += " or the symmetric [" + std::to_string(-full.qmax) + ", " + std::to_string(full.qmax) + "]";
+  auto str = [](GridRange g) { return "[" + std::to_string(g.qmin) + ", " + std::to_string(g.qmax) + "]"; };
+  std::string out = str(r) + " is not a " + std::to_string(bits) + "-bit " + (is_signed ? "signed" : "unsigned") +
+                    " grid (expected " + str(grid_range(bits, is_signed));
+  if (is_signed && bits >= 2) out += " or the symmetric " + str(grid_range(bits, true, GridKind::symmetric));
   return out + ")";
 }
 

@@ -18,6 +18,7 @@ enum class GridKind { rq, symmetric };
 struct GridRange {
   int64_t qmin = 0, qmax = 0;
   int64_t levels() const { return qmax - qmin + 1; }
+  friend bool operator==(const GridRange&, const GridRange&) = default;
 };
 
 inline GridRange grid_range(int bits, bool is_signed, GridKind kind = GridKind::rq) {
