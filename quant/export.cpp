@@ -95,7 +95,8 @@ class ExportedActQuantizer : public Quantizer {
 
 // The grids a version-1 export may name: those of grid.h (every built-in quantizer's).
 bool is_export_grid(GridRange r, int bits, bool is_signed) {
-  return r == grid_range(bits, is_signed) || (is_signed && bits >= 2 && r == grid_range(bits, true, GridKind::symmetric));
+  return r == grid_range(bits, is_signed) ||
+         (is_signed && bits >= 2 && r == grid_range(bits, true, GridKind::symmetric));
 }
 
 std::string grid_str(GridRange r, int bits, bool is_signed) {
@@ -107,8 +108,7 @@ std::string grid_str(GridRange r, int bits, bool is_signed) {
 }
 
 // A grid [qmin, qmax] read from a manifest entry and checked against its bits and sign.
-GridRange read_grid(const JsonFields& f, const std::string& mpath, const std::string& label, int bits,
-                    bool is_signed) {
+GridRange read_grid(const JsonFields& f, const std::string& mpath, const std::string& label, int bits, bool is_signed) {
   const int64_t levels = int64_t{1} << bits;
   GridRange r{f.integer("qmin", -levels, 0), f.integer("qmax", 0, levels - 1)};
   LOWBIT_CHECK(is_export_grid(r, bits, is_signed), mpath, label, ": the grid ", grid_str(r, bits, is_signed));
@@ -119,8 +119,8 @@ GridRange read_grid(const JsonFields& f, const std::string& mpath, const std::st
 // anything else means a format this reader does not know.
 void check_constant(const nlohmann::json& m, const char* key, const std::string& expected, const std::string& path) {
   if (!m.contains(key)) return;
-  LOWBIT_CHECK(m[key].is_string() && m[key].get<std::string>() == expected, path, "\"", key, "\" must be \"",
-               expected, "\" in a version-1 export, got ", json_brief(m[key]));
+  LOWBIT_CHECK(m[key].is_string() && m[key].get<std::string>() == expected, path, "\"", key, "\" must be \"", expected,
+               "\" in a version-1 export, got ", json_brief(m[key]));
 }
 
 // "method" is informational (the loader re-creates the grid, not the method, so a custom
@@ -196,8 +196,8 @@ void export_quantized(Module& root, const std::string& dir) {
         e["codebook"] = it.codebook.to_vector<float>();
       } else {
         const GridRange r = q.wq->range();
-        LOWBIT_CHECK(is_export_grid(r, it.bits, it.is_signed), "export_quantized", weight_name(q.name),
-                     ": the grid ", grid_str(r, it.bits, it.is_signed));
+        LOWBIT_CHECK(is_export_grid(r, it.bits, it.is_signed), "export_quantized", weight_name(q.name), ": the grid ",
+                     grid_str(r, it.bits, it.is_signed));
         e["qmin"] = r.qmin;  // lets the reader check signed and every code against the grid
         e["qmax"] = r.qmax;
         e["scale"] = it.scale.to_vector<float>();
@@ -213,8 +213,9 @@ void export_quantized(Module& root, const std::string& dir) {
       LOWBIT_CHECK(q.aq->initialized(), "export_quantized", "the activation quantizer of layer '", q.name,
                    "' is not calibrated; run a calibration pass (or train) first");
       GridRange r = q.aq->range();
-      LOWBIT_CHECK(is_export_grid(r, q.aq->bits(), r.qmin < 0), "export_quantized", "the activation quantizer of layer '",
-                   q.name, "': the grid ", grid_str(r, q.aq->bits(), r.qmin < 0));
+      LOWBIT_CHECK(is_export_grid(r, q.aq->bits(), r.qmin < 0), "export_quantized",
+                   "the activation quantizer of layer '", q.name, "': the grid ",
+                   grid_str(r, q.aq->bits(), r.qmin < 0));
       std::vector<float> a = q.aq->step().to_vector<float>();
       LOWBIT_CHECK(a.size() == 1, "export_quantized", "layer '", q.name,
                    "': per-channel activation scales are not exportable");
@@ -297,8 +298,8 @@ NamedTensors load_exported(const std::string& dir) {
       LOWBIT_CHECK(it.codebook.numel() == (int64_t{1} << bits), mpath, label, ": codebook needs 2^bits entries");
     } else {
       std::vector<float> s = f.positive_floats("scale");
-      LOWBIT_CHECK(s.size() == 1 || (!shape.empty() && static_cast<int64_t>(s.size()) == shape[0]), mpath, label,
-                   ": ", s.size(), " scales for shape ", shape_str(shape));
+      LOWBIT_CHECK(s.size() == 1 || (!shape.empty() && static_cast<int64_t>(s.size()) == shape[0]), mpath, label, ": ",
+                   s.size(), " scales for shape ", shape_str(shape));
       it.scale = s.size() == 1 ? Tensor::scalar(s[0]) : Tensor::from_vector(s);
     }
     out.emplace_back(label, it.dequantize());
